@@ -1,0 +1,29 @@
+/** What a broadcaster hands its accepted publications to. */
+export interface BroadcastHandler {
+  /**
+   * A raw publication body (shared/PROTOCOL.md §9.1). Resolves once the publication is
+   * accepted (registered by the broker when `fanout` is false); rejects with
+   * InvalidBroadcastError for an unparsable body, or another error when the broker failed.
+   */
+  handleBroadcast(body: string, opts: { fanout: boolean }): Promise<void>;
+}
+
+export class InvalidBroadcastError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "InvalidBroadcastError";
+  }
+}
+
+/**
+ * Accepts publications from the application. `fanout` broadcasters (legacy redis, nats) are
+ * received by every node and bypass the broker; the others are received once per cluster
+ * and go through the broker.
+ */
+export interface Broadcaster {
+  readonly name: string;
+  readonly fanout: boolean;
+  start(handler: BroadcastHandler): Promise<void>;
+  /** Idempotent. */
+  close(): Promise<void>;
+}
