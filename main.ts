@@ -1,0 +1,64 @@
+import { startApp } from "./src/app/app.ts";
+import { ConfigError, helpText, parseConfig } from "./src/config/config.ts";
+import { IDENTITY_SUBCOMMANDS, runIdentityCli } from "./src/identity/cli.ts";
+import { type LogFormat, Logger, type LogLevel } from "./src/logger/logger.ts";
+import { VERSION } from "./src/version.ts";
+
+async function main(args: string[]): Promise<number> {
+  if ((IDENTITY_SUBCOMMANDS as readonly string[]).includes(args[0])) {
+    return await runIdentityCli(args);
+  }
+  let parsed;
+  try {
+    parsed = parseConfig(args);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`cableway: ${err.message} (see --help)`);
+      return 2;
+    }
+    throw err;
+  }
+  if (parsed.help) {
+    console.log(helpText(VERSION));
+    return 0;
+  }
+  if (parsed.version) {
+    console.log(VERSION);
+    return 0;
+  }
+  const { config } = parsed;
+  const logger = new Logger({
+    level: config.log_level as LogLevel,
+    format: config.log_format as LogFormat,
+  });
+  for (const w of parsed.warnings) logger.warn(w);
+  let app;
+  try {
+    app = await startApp(config, logger);
+  } catch (err) {
+    logger.error("failed to start", { error: err });
+    return 1;
+  }
+  const done = Promise.withResolvers<number>();
+  let signals = 0;
+  const onSignal = (signal: Deno.Signal) => {
+    signals++;
+    if (signals > 1) {
+      logger.warn("second signal: exiting now", { signal });
+      Deno.exit(1);
+    }
+    logger.info("signal received", { signal });
+    app.shutdown().then(() => done.resolve(0), (err) => {
+      logger.error("shutdown failed", { error: err });
+      done.resolve(1);
+    });
+  };
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(signal, () => onSignal(signal));
+  }
+  return await done.promise;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,83 @@
+import type { Broker, BrokerOptions } from "../broker/broker.ts";
+import { PassthroughBroker } from "../broker/passthrough_broker.ts";
+import type { Broadcaster } from "../broadcast/broadcaster.ts";
+import type { Config } from "../config/options.ts";
+import type { Logger } from "../logger/logger.ts";
+import { LocalPubSub } from "../pubsub/local_pubsub.ts";
+import type { PubSub } from "../pubsub/pubsub.ts";
+
+/**
+ * Picks concrete adapters from the config. Network clients (Redis, NATS) are loaded with
+ * import() only when asked for, so a default start needs neither.
+ */
+export async function createBroker(config: Config, logger: Logger): Promise<Broker> {
+  const opts: BrokerOptions = {
+    historyLimit: config.history_limit,
+    historyTtl: config.history_ttl,
+    sessionsTtl: config.sessions_ttl,
+    presenceTtl: config.presence_ttl,
+  };
+  switch (config.broker) {
+    case "memory": {
+      const { MemoryBroker } = await import("../broker/memory_broker.ts");
+      return new MemoryBroker(opts);
+    }
+    case "kv": {
+      const { KvBroker } = await import("../broker/kv_broker.ts");
+      return new KvBroker({ ...opts, path: config.kv_path || undefined });
+    }
+    case "redis": {
+      const { RedisBroker } = await import("../broker/redis_broker.ts");
+      return new RedisBroker({ ...opts, url: config.redis_url, logger });
+    }
+    case "nats": {
+      const { NatsBroker } = await import("../broker/nats_broker.ts");
+      return new NatsBroker({ ...opts, servers: config.nats_servers, logger });
+    }
+    default:
+      return new PassthroughBroker();
+  }
+}
+
+export async function createPubSub(config: Config, logger: Logger): Promise<PubSub> {
+  switch (config.pubsub) {
+    case "redis": {
+      const { RedisPubSub } = await import("../pubsub/redis_pubsub.ts");
+      return new RedisPubSub({ url: config.redis_url, logger });
+    }
+    case "nats": {
+      const { NatsPubSub } = await import("../pubsub/nats_pubsub.ts");
+      return new NatsPubSub({ servers: config.nats_servers, logger });
+    }
+    default:
+      return new LocalPubSub();
+  }
+}
+
+/** Broadcasters other than http (which the server mounts itself). */
+export async function createBroadcasters(config: Config, logger: Logger): Promise<Broadcaster[]> {
+  const out: Broadcaster[] = [];
+  for (const name of config.broadcast_adapter) {
+    if (name === "redis") {
+      const { RedisBroadcaster } = await import("../broadcast/redis_broadcaster.ts");
+      out.push(
+        new RedisBroadcaster({ url: config.redis_url, channel: config.redis_channel, logger }),
+      );
+    } else if (name === "redisx") {
+      const { RedisStreamsBroadcaster } = await import("../broadcast/redisx_broadcaster.ts");
+      out.push(
+        new RedisStreamsBroadcaster({
+          url: config.redis_url,
+          stream: config.redisx_stream,
+          logger,
+        }),
+      );
+    } else if (name === "nats") {
+      const { NatsBroadcaster } = await import("../broadcast/nats_broadcaster.ts");
+      out.push(
+        new NatsBroadcaster({ servers: config.nats_servers, channel: config.nats_channel, logger }),
+      );
+    }
+  }
+  return out;
+}

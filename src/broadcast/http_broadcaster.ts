@@ -1,0 +1,73 @@
+import type { Logger } from "../logger/logger.ts";
+import { timingSafeEqual } from "../util/secrets.ts";
+import { type Broadcaster, type BroadcastHandler, InvalidBroadcastError } from "./broadcaster.ts";
+
+export interface HttpBroadcasterOptions {
+  /** Bearer key; empty = unauthenticated (public mode). */
+  key: string;
+  /** Largest accepted body, bytes. */
+  maxBodySize: number;
+  logger: Logger;
+}
+
+/**
+ * `POST /_broadcast` (shared/PROTOCOL.md §9.2). Unlike the reference, an unparsable body is
+ * answered 400 (not 201) so publishers learn about their bug.
+ */
+export class HttpBroadcaster implements Broadcaster {
+  readonly name = "http";
+  readonly fanout = false;
+  readonly #opts: HttpBroadcasterOptions;
+  #handler?: BroadcastHandler;
+
+  constructor(opts: HttpBroadcasterOptions) {
+    this.#opts = opts;
+  }
+
+  start(handler: BroadcastHandler): Promise<void> {
+    this.#handler = handler;
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.#handler = undefined;
+    return Promise.resolve();
+  }
+
+  async handle(req: Request): Promise<Response> {
+    if (req.method !== "POST") return jsonError(422, "use POST");
+    if (this.#opts.key) {
+      const auth = req.headers.get("authorization") ?? "";
+      if (!timingSafeEqual(auth, `Bearer ${this.#opts.key}`)) {
+        this.#opts.logger.warn("broadcast rejected: bad or missing key");
+        return jsonError(401, "unauthorized");
+      }
+    }
+    const handler = this.#handler;
+    if (!handler) return jsonError(503, "shutting down");
+    const length = Number(req.headers.get("content-length") ?? "0");
+    if (length > this.#opts.maxBodySize) return jsonError(413, "body too large");
+    let body: string;
+    try {
+      body = await req.text();
+    } catch {
+      return jsonError(400, "failed to read body");
+    }
+    if (body.length > this.#opts.maxBodySize) return jsonError(413, "body too large");
+    try {
+      await handler.handleBroadcast(body, { fanout: false });
+    } catch (err) {
+      if (err instanceof InvalidBroadcastError) {
+        this.#opts.logger.warn("invalid broadcast", { error: err, body: body.slice(0, 200) });
+        return jsonError(400, err.message);
+      }
+      this.#opts.logger.error("broadcast failed", { error: err });
+      return jsonError(501, "broadcast failed");
+    }
+    return new Response(null, { status: 201 });
+  }
+}
+
+function jsonError(status: number, error: string): Response {
+  return Response.json({ error }, { status });
+}

@@ -1,0 +1,89 @@
+import type { StreamMessage } from "../broker/broker.ts";
+import { encodeStreamMessage, messageJson } from "../protocol/encoder.ts";
+
+/** What the hub delivers to: one client session. */
+export interface Subscriber {
+  readonly sid: string;
+  /** Extended protocol: delivered messages carry stream_id/epoch/offset. */
+  readonly ext: boolean;
+  /** A message for one of the subscriber's identifiers, already encoded. */
+  deliver(identifier: string, frame: string, msg: StreamMessage): void;
+}
+
+export interface HubEvents {
+  /** The first local subscriber of `stream` arrived. */
+  streamAdded?(stream: string): void;
+  /** The last local subscriber of `stream` left. */
+  streamRemoved?(stream: string): void;
+}
+
+/**
+ * stream -> subscribers fan-out. A publication is encoded once per (identifier, protocol
+ * flavour), not once per client.
+ */
+export class Hub {
+  readonly #streams = new Map<string, Map<Subscriber, Set<string>>>();
+  readonly #events: HubEvents;
+
+  constructor(events: HubEvents = {}) {
+    this.#events = events;
+  }
+
+  get streamsCount(): number {
+    return this.#streams.size;
+  }
+
+  subscribe(sub: Subscriber, stream: string, identifier: string): void {
+    let subs = this.#streams.get(stream);
+    if (!subs) {
+      subs = new Map();
+      this.#streams.set(stream, subs);
+      this.#events.streamAdded?.(stream);
+    }
+    let ids = subs.get(sub);
+    if (!ids) {
+      ids = new Set();
+      subs.set(sub, ids);
+    }
+    ids.add(identifier);
+  }
+
+  unsubscribe(sub: Subscriber, stream: string, identifier: string): void {
+    const subs = this.#streams.get(stream);
+    const ids = subs?.get(sub);
+    if (!subs || !ids) return;
+    ids.delete(identifier);
+    if (ids.size === 0) subs.delete(sub);
+    if (subs.size === 0) {
+      this.#streams.delete(stream);
+      this.#events.streamRemoved?.(stream);
+    }
+  }
+
+  /** Number of local subscribers of `stream` (sessions, not identifiers). */
+  subscribersCount(stream: string): number {
+    return this.#streams.get(stream)?.size ?? 0;
+  }
+
+  broadcast(msg: StreamMessage): void {
+    const subs = this.#streams.get(msg.stream);
+    if (!subs) return;
+    const message = messageJson(msg.data);
+    const exclude = msg.meta?.exclude_socket;
+    const plain = new Map<string, string>();
+    const ext = new Map<string, string>();
+    // Snapshot: a delivery may close a slow session, which unsubscribes it.
+    for (const [sub, ids] of [...subs]) {
+      if (exclude !== undefined && sub.sid === exclude) continue;
+      const cache = sub.ext ? ext : plain;
+      for (const identifier of ids) {
+        let frame = cache.get(identifier);
+        if (frame === undefined) {
+          frame = encodeStreamMessage(identifier, msg, message, sub.ext);
+          cache.set(identifier, frame);
+        }
+        sub.deliver(identifier, frame, msg);
+      }
+    }
+  }
+}

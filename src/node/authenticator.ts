@@ -1,0 +1,21 @@
+import type { ConnectionRequest } from "../transport/connection.ts";
+
+/** An identification step that runs before the controller's Connect (JWT, noauth). */
+export interface Authenticator {
+  /**
+   * `null`: not applicable, try the next step. `ok`: identified without RPC.
+   * Otherwise: refuse with a disconnect reason.
+   */
+  identify(sid: string, req: ConnectionRequest): Promise<AuthOutcome | null>;
+}
+
+export type AuthOutcome =
+  | { ok: true; identifiers: string }
+  | { ok: false; reason: string; reconnect: boolean; error?: boolean };
+
+/** `--noauth` / `--public`: everyone is identified by their sid. */
+export class NoAuthAuthenticator implements Authenticator {
+  identify(sid: string): Promise<AuthOutcome> {
+    return Promise.resolve({ ok: true, identifiers: JSON.stringify({ sid }) });
+  }
+}

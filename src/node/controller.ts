@@ -1,0 +1,36 @@
+import type {
+  CommandResponse,
+  ConnectResponse,
+  DisconnectResponse,
+  Env,
+} from "../rpc/rpc_client.ts";
+
+/** What a controller knows about the calling session. */
+export interface CallContext {
+  sid: string;
+  /** url, forwarded headers, cstate (and istate for commands). */
+  env: Env;
+  /** Connection identifiers (JSON string) once authenticated. */
+  identifiers?: string;
+}
+
+export interface ConnectResult extends ConnectResponse {
+  /** The backend wants a Disconnect call for this session (shared/PROTOCOL.md §7.5). */
+  interest?: boolean;
+}
+
+export interface CommandResult extends CommandResponse {
+  interest?: boolean;
+}
+
+/**
+ * The business-logic boundary. Expected outcomes (rejections) are statuses; failures
+ * (backend down, timeouts, garbage) are thrown errors.
+ */
+export interface Controller {
+  authenticate(ctx: CallContext): Promise<ConnectResult>;
+  subscribe(ctx: CallContext, identifier: string): Promise<CommandResult>;
+  unsubscribe(ctx: CallContext, identifier: string): Promise<CommandResult>;
+  perform(ctx: CallContext, identifier: string, data: string): Promise<CommandResult>;
+  disconnect(ctx: CallContext, subscriptions: string[]): Promise<DisconnectResponse>;
+}

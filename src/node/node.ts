@@ -1,0 +1,508 @@
+import type { Broker, StreamMessage } from "../broker/broker.ts";
+import type { Hub } from "../hub/hub.ts";
+import type { Logger } from "../logger/logger.ts";
+import { decodeCommand, InvalidFrameError } from "../protocol/decoder.ts";
+import { type ClientCommand, PROTOCOL_EXT_JSON } from "../protocol/messages.ts";
+import type { PubSubHandler, RemoteCommand } from "../pubsub/pubsub.ts";
+import type { DisconnectQueue } from "../rpc/disconnect_queue.ts";
+import { Status } from "../rpc/rpc_client.ts";
+import {
+  CLOSE_GOING_AWAY,
+  CLOSE_INTERNAL,
+  CLOSE_NORMAL,
+  type Connection,
+  type ConnectionRequest,
+} from "../transport/connection.ts";
+import { nanoid } from "../util/nanoid.ts";
+import type { Authenticator } from "./authenticator.ts";
+import type { CommandResult, Controller } from "./controller.ts";
+import { type Extras, handleExtraCommand, presenceJoin, presenceLeaveAll } from "./extras.ts";
+import { replayHistory } from "./history.ts";
+import { Session, type Subscription } from "./session.ts";
+import { commitSession, restoreSession } from "./session_cache.ts";
+import { mergeState } from "./state.ts";
+
+export interface NodeOptions {
+  pingInterval: number;
+  pingPrecision: "s" | "ms" | "ns";
+  pongTimeout: number;
+  sessionsTtl: number;
+  presenceTtl: number;
+  maxPending: number;
+  forwardHeaders: string[];
+  proxyCookies: string[];
+  disconnectMode: "auto" | "always" | "never";
+}
+
+export interface NodeDeps {
+  hub: Hub;
+  broker: Broker;
+  controller: Controller;
+  disconnects: DisconnectQueue;
+  authenticators: Authenticator[];
+  logger: Logger;
+  /** Publishes transient messages (whispers, presence events) through the cluster. */
+  publish(msg: StreamMessage): Promise<void>;
+}
+
+export interface NodeStats {
+  failedAuths: number;
+  failedClientMessages: number;
+  clientMessages: number;
+}
+
+/**
+ * Sessions and what happens to them: authenticate, subscribe, perform, history, disconnect.
+ * Transports call open/receive/closed; pub/sub calls deliver/execute.
+ */
+export class Node implements PubSubHandler {
+  readonly opts: NodeOptions;
+  readonly deps: NodeDeps;
+  readonly sessions = new Map<string, Session>();
+  readonly stats: NodeStats = { failedAuths: 0, failedClientMessages: 0, clientMessages: 0 };
+  #shuttingDown = false;
+  #keepalive?: ReturnType<typeof setInterval>;
+
+  constructor(opts: NodeOptions, deps: NodeDeps) {
+    this.opts = opts;
+    this.deps = deps;
+  }
+
+  get shuttingDown(): boolean {
+    return this.#shuttingDown;
+  }
+
+  start(): void {
+    if (!this.deps.broker.persistent) return;
+    // One ticker for all sessions: keep cached sessions and presence alive, expire presence.
+    const every = Math.max(1, Math.min(this.opts.sessionsTtl, this.opts.presenceTtl) / 2) * 1000;
+    this.#keepalive = setInterval(() => this.#tick(), every);
+  }
+
+  /** A transport has a new client; authentication starts at once, frames queue behind it. */
+  open(conn: Connection, req: ConnectionRequest): Session {
+    const sid = req.headers.get("x-request-id") || nanoid();
+    const session = new Session({
+      sid,
+      ext: req.protocol === PROTOCOL_EXT_JSON,
+      conn,
+      env: { url: req.url, headers: this.#forwardedHeaders(req) },
+      transport: req.transport,
+      logger: this.deps.logger.child({ sid }),
+      maxPending: this.opts.maxPending,
+    });
+    this.sessions.set(sid, session);
+    session.onClose(() => this.#cleanup(session));
+    session.enqueue(() => this.#authenticate(session, req));
+    return session;
+  }
+
+  /** An inbound text frame; processed in order after authentication. */
+  receive(session: Session, frame: string): void {
+    session.lastSeen = Date.now();
+    this.stats.clientMessages++;
+    let cmd: ClientCommand;
+    try {
+      cmd = decodeCommand(frame);
+    } catch (err) {
+      this.stats.failedClientMessages++;
+      const reason = err instanceof InvalidFrameError ? err.message : "invalid frame";
+      session.logger.warn("invalid client message", { reason, frame: frame.slice(0, 200) });
+      session.send({ type: "error", reason: "invalid_message", message: reason });
+      return;
+    }
+    session.enqueue(() => this.#dispatch(session, cmd));
+  }
+
+  /** The transport saw the client go away. */
+  closed(session: Session): void {
+    session.close(CLOSE_NORMAL, "");
+  }
+
+  // PubSubHandler
+  deliver(msg: StreamMessage): void {
+    this.deps.hub.broadcast(msg);
+  }
+
+  execute(cmd: RemoteCommand): void {
+    if (cmd.command !== "disconnect") return;
+    const { identifier, reconnect } = cmd.payload;
+    let count = 0;
+    for (const session of [...this.sessions.values()]) {
+      if (session.identifiers === identifier && session.state === "connected") {
+        session.disconnect("remote", reconnect ?? true, CLOSE_NORMAL);
+        count++;
+      }
+    }
+    this.deps.logger.info("remote disconnect", { identifier, sessions: count });
+  }
+
+  /** Graceful shutdown: every client gets server_restart; pending Disconnects are flushed. */
+  async shutdown(timeoutMs: number): Promise<void> {
+    this.#shuttingDown = true;
+    clearInterval(this.#keepalive);
+    for (const session of [...this.sessions.values()]) {
+      session.disconnect("server_restart", true, CLOSE_GOING_AWAY);
+    }
+    await this.deps.disconnects.shutdown(timeoutMs);
+  }
+
+  async #authenticate(session: Session, req: ConnectionRequest): Promise<void> {
+    if (await restoreSession(this, session, req)) return;
+    for (const auth of this.deps.authenticators) {
+      const outcome = await auth.identify(session.sid, req);
+      if (!outcome) continue;
+      if (outcome.ok) {
+        session.identifiers = outcome.identifiers;
+        this.#connected(session);
+        session.send({ type: "welcome", sid: session.sid });
+        await commitSession(this, session);
+        return;
+      }
+      this.stats.failedAuths++;
+      session.logger.info("authentication failed", { reason: outcome.reason });
+      if (outcome.error) session.close(CLOSE_INTERNAL, "Auth Error");
+      else session.disconnect(outcome.reason, outcome.reconnect);
+      return;
+    }
+    let res;
+    try {
+      res = await this.deps.controller.authenticate({
+        sid: session.sid,
+        env: { url: session.env.url, headers: session.env.headers },
+      });
+    } catch (err) {
+      session.logger.error("Connect RPC failed", { error: err });
+      session.disconnect("server_error", true, CLOSE_INTERNAL);
+      return;
+    }
+    if (res.status === Status.SUCCESS) {
+      session.identifiers = res.identifiers ?? "";
+      if (res.interest) session.interest = true;
+      mergeState(session.cstate, res.env?.cstate);
+      this.#connected(session);
+      for (const t of res.transmissions ?? []) session.sendFrame(t);
+      await commitSession(this, session);
+      return;
+    }
+    if (res.status === Status.FAILURE) {
+      this.stats.failedAuths++;
+      session.logger.info("connection rejected", { error_msg: res.error_msg });
+      for (const t of res.transmissions ?? []) session.sendFrame(t);
+      session.close(CLOSE_NORMAL, "Auth Error");
+      return;
+    }
+    session.logger.error("Connect RPC returned an error", { error_msg: res.error_msg });
+    session.disconnect("server_error", true, CLOSE_INTERNAL);
+  }
+
+  /** Marks a session authenticated and starts its pings. */
+  #connected(session: Session): void {
+    session.state = "connected";
+    this.startPings(session);
+  }
+
+  startPings(session: Session): void {
+    const params = new URL(session.env.url).searchParams;
+    const pi = params.get("pi");
+    const interval = pi !== null && /^\d+$/.test(pi) ? Number(pi) : this.opts.pingInterval;
+    if (interval <= 0 || session.transport === "poll") return;
+    const ptp = params.get("ptp");
+    const precision = ptp === "ms" || ptp === "ns" || ptp === "s" ? ptp : this.opts.pingPrecision;
+    const ping = () => {
+      const now = Date.now();
+      const message = precision === "s"
+        ? Math.floor(now / 1000)
+        : precision === "ms"
+        ? now
+        : now * 1_000_000;
+      session.send({ type: "ping", message });
+      if (session.ext && this.opts.pongTimeout > 0) {
+        const sent = Date.now();
+        session.setTimer(() => {
+          if (session.lastSeen < sent) session.disconnect("no_pong", true);
+        }, this.opts.pongTimeout * 1000);
+      }
+    };
+    const ms = interval * 1000;
+    session.setTimer(() => {
+      ping();
+      session.setTimer(ping, ms, true);
+    }, ms * (0.5 + Math.random()));
+  }
+
+  async #dispatch(session: Session, cmd: ClientCommand): Promise<void> {
+    if (session.state !== "connected") return;
+    switch (cmd.command) {
+      case "subscribe":
+        return await this.#subscribe(session, cmd);
+      case "unsubscribe":
+        return await this.#unsubscribe(session, cmd);
+      case "message":
+        return await this.#perform(session, cmd);
+      case "history": {
+        const sub = this.#subscription(session, cmd);
+        if (!sub || !cmd.identifier) return;
+        if (!cmd.history || typeof cmd.history !== "object") {
+          session.logger.warn("history command without a history request");
+          return;
+        }
+        return await replayHistory(this, session, cmd.identifier, sub, cmd.history);
+      }
+      case "ping":
+        session.send({ type: "pong" });
+        return;
+      case "pong":
+        return;
+      default:
+        if (await handleExtraCommand(this as unknown as Extras, session, cmd)) return;
+        this.stats.failedClientMessages++;
+        session.logger.warn("unknown command", { command: cmd.command });
+        session.send({
+          type: "error",
+          reason: "unknown_command",
+          message: `unknown command: ${cmd.command}`,
+        });
+    }
+  }
+
+  #subscription(session: Session, cmd: ClientCommand): Subscription | undefined {
+    if (!cmd.identifier) {
+      session.logger.warn(`${cmd.command} without an identifier`);
+      session.send({
+        type: "error",
+        reason: "invalid_message",
+        message: `${cmd.command} needs an identifier`,
+      });
+      return undefined;
+    }
+    const sub = session.subscriptions.get(cmd.identifier);
+    if (!sub) {
+      session.logger.warn(`${cmd.command} for an unknown subscription`, {
+        identifier: cmd.identifier,
+      });
+    }
+    return sub;
+  }
+
+  async #subscribe(session: Session, cmd: ClientCommand): Promise<void> {
+    const identifier = cmd.identifier;
+    if (!identifier) {
+      this.#subscription(session, cmd);
+      return;
+    }
+    if (session.subscriptions.has(identifier)) {
+      session.logger.warn("already subscribed", { identifier });
+      return;
+    }
+    const sub: Subscription = { istate: {}, streams: new Set() };
+    // Live messages wait while the requested history is replayed.
+    if (cmd.history) sub.replayBuffer = [];
+    let res: CommandResult;
+    try {
+      res = await this.deps.controller.subscribe(
+        { sid: session.sid, env: session.callEnv(), identifiers: session.identifiers },
+        identifier,
+      );
+    } catch (err) {
+      session.logger.error("subscribe failed", { identifier, error: err });
+      session.send({ type: "reject_subscription", identifier });
+      return;
+    }
+    if (res.status === Status.SUCCESS) session.subscriptions.set(identifier, sub);
+    else if (res.status === Status.ERROR) {
+      session.logger.error("subscribe returned an error", { identifier, error_msg: res.error_msg });
+      session.send({ type: "reject_subscription", identifier });
+      return;
+    }
+    this.applyResult(session, identifier, res);
+    if (res.status !== Status.SUCCESS) return;
+    await commitSession(this, session);
+    if (cmd.history && typeof cmd.history === "object") {
+      await replayHistory(this, session, identifier, sub, cmd.history);
+    }
+    sub.replayBuffer = undefined;
+    if (cmd.presence) {
+      await presenceJoin(this as unknown as Extras, session, identifier, cmd.presence);
+    }
+  }
+
+  async #unsubscribe(session: Session, cmd: ClientCommand): Promise<void> {
+    const sub = this.#subscription(session, cmd);
+    const identifier = cmd.identifier;
+    if (!sub || !identifier) return;
+    let res: CommandResult;
+    try {
+      res = await this.deps.controller.unsubscribe(
+        {
+          sid: session.sid,
+          env: session.callEnv(identifier),
+          identifiers: session.identifiers,
+        },
+        identifier,
+      );
+    } catch (err) {
+      session.logger.error("unsubscribe failed", { identifier, error: err });
+      res = { status: Status.ERROR };
+    }
+    if (res.status === Status.ERROR) {
+      session.logger.error("unsubscribe returned an error", { identifier });
+      return;
+    }
+    this.applyResult(session, identifier, { ...res, streams: [], stop_streams: true });
+    await presenceLeaveAll(this as unknown as Extras, session, identifier);
+    session.subscriptions.delete(identifier);
+    await commitSession(this, session);
+  }
+
+  async #perform(session: Session, cmd: ClientCommand): Promise<void> {
+    const sub = this.#subscription(session, cmd);
+    const identifier = cmd.identifier;
+    if (!sub || !identifier) return;
+    if (typeof cmd.data !== "string") {
+      session.logger.warn("message data must be a JSON string", { identifier });
+      session.send({
+        type: "error",
+        reason: "invalid_message",
+        message: "data must be a string",
+      });
+      return;
+    }
+    let res: CommandResult;
+    try {
+      res = await this.deps.controller.perform(
+        { sid: session.sid, env: session.callEnv(identifier), identifiers: session.identifiers },
+        identifier,
+        cmd.data,
+      );
+    } catch (err) {
+      session.logger.error("perform failed", { identifier, error: err });
+      return;
+    }
+    if (res.status === Status.ERROR) {
+      session.logger.error("perform returned an error", { identifier, error_msg: res.error_msg });
+      return;
+    }
+    if (this.applyResult(session, identifier, res)) await commitSession(this, session);
+  }
+
+  /**
+   * Applies a Command result in the reference's order; returns whether state changed.
+   * Closes the session afterwards when the backend asked for it.
+   */
+  applyResult(session: Session, identifier: string, res: CommandResult): boolean {
+    if (res.interest) session.interest = true;
+    const sub = session.subscriptions.get(identifier);
+    let changed = false;
+    if (sub) {
+      if (res.stop_streams) {
+        for (const stream of sub.streams) this.deps.hub.unsubscribe(session, stream, identifier);
+        changed ||= sub.streams.size > 0;
+        sub.streams.clear();
+      } else {
+        for (const stream of res.stopped_streams ?? []) {
+          if (sub.streams.delete(stream)) {
+            this.deps.hub.unsubscribe(session, stream, identifier);
+            changed = true;
+          }
+        }
+      }
+      for (const stream of res.streams ?? []) {
+        if (!sub.streams.has(stream)) {
+          sub.streams.add(stream);
+          this.deps.hub.subscribe(session, stream, identifier);
+          changed = true;
+        }
+      }
+      changed = mergeState(sub.istate, res.env?.istate) || changed;
+    }
+    changed = mergeState(session.cstate, res.env?.cstate) || changed;
+    for (const t of res.transmissions ?? []) session.sendFrame(t);
+    if (res.presence && sub) {
+      session.enqueue(() =>
+        handleExtraCommand(this as unknown as Extras, session, {
+          command: res.presence!.type === "join" ? "join" : "leave",
+          identifier,
+          presence: { id: res.presence!.id, info: parseInfo(res.presence!.info) },
+        }).then(() => {})
+      );
+    }
+    if (res.disconnect) session.close(CLOSE_NORMAL, "Command Failed");
+    return changed;
+  }
+
+  #forwardedHeaders(req: ConnectionRequest): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const name of this.opts.forwardHeaders) {
+      let value = req.headers.get(name);
+      if (!value) continue;
+      if (name === "cookie" && this.opts.proxyCookies.length) {
+        value = value.split(";").map((c) => c.trim()).filter((c) =>
+          this.opts.proxyCookies.includes(c.split("=")[0])
+        ).join("; ");
+        if (!value) continue;
+      }
+      out[name] = value;
+    }
+    if (req.remoteAddr) out["REMOTE_ADDR"] = req.remoteAddr;
+    return out;
+  }
+
+  #cleanup(session: Session): void {
+    this.sessions.delete(session.sid);
+    const subscriptions: string[] = [];
+    for (const [identifier, sub] of session.subscriptions) {
+      subscriptions.push(identifier);
+      for (const stream of sub.streams) this.deps.hub.unsubscribe(session, stream, identifier);
+    }
+    if (session.identifiers === undefined) return;
+    if (session.ext && this.deps.broker.persistent && this.opts.sessionsTtl > 0) {
+      this.deps.broker.touchSession(session.sid).catch((err) =>
+        session.logger.warn("failed to touch the session cache", { error: err })
+      );
+    }
+    const mode = this.opts.disconnectMode;
+    if (mode === "never" || (mode === "auto" && !session.interest)) return;
+    const ctx = {
+      sid: session.sid,
+      env: session.callEnv(),
+      identifiers: session.identifiers,
+    };
+    const states: Record<string, string> = {};
+    for (const [identifier, sub] of session.subscriptions) {
+      if (Object.keys(sub.istate).length) states[identifier] = JSON.stringify(sub.istate);
+    }
+    if (Object.keys(states).length) ctx.env.istate = states;
+    this.deps.disconnects.enqueue(() => this.deps.controller.disconnect(ctx, subscriptions));
+  }
+
+  #tick(): void {
+    const broker = this.deps.broker;
+    for (const session of this.sessions.values()) {
+      if (session.state !== "connected" || !session.ext) continue;
+      if (this.opts.sessionsTtl > 0) {
+        broker.touchSession(session.sid).catch(() => {});
+      }
+      broker.presenceTouch(session.sid).catch(() => {});
+    }
+    broker.presenceExpire().then((expired) => {
+      for (const { stream, event } of expired) {
+        this.deps.publish({
+          stream,
+          data: JSON.stringify(event),
+          meta: { transient: true, broadcast_type: "presence" },
+        })
+          .catch(() => {});
+      }
+    }).catch((err) => this.deps.logger.warn("presence expiry failed", { error: err }));
+  }
+}
+
+function parseInfo(info: string | undefined): unknown {
+  if (info === undefined) return undefined;
+  try {
+    return JSON.parse(info);
+  } catch {
+    return info;
+  }
+}

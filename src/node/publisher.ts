@@ -1,0 +1,140 @@
+import type { Broker, StreamMessage } from "../broker/broker.ts";
+import { type BroadcastHandler, InvalidBroadcastError } from "../broadcast/broadcaster.ts";
+import type { Hub } from "../hub/hub.ts";
+import type { Logger } from "../logger/logger.ts";
+import type { PubSub, PubSubHandler, RemoteCommand } from "../pubsub/pubsub.ts";
+
+export interface PublisherStats {
+  broadcasts: number;
+  failedBroadcasts: number;
+}
+
+/**
+ * The broadcast pipeline: parse a publication, register it with the broker (single-delivery
+ * intakes only), and hand it to the pub/sub. Per stream, registration and hand-off happen in
+ * publication order.
+ */
+export class Publisher implements BroadcastHandler {
+  readonly #broker: Broker;
+  readonly #pubsub: PubSub;
+  readonly #hub: Hub;
+  readonly #local: PubSubHandler;
+  readonly #logger: Logger;
+  readonly #chains = new Map<string, Promise<void>>();
+  readonly stats: PublisherStats = { broadcasts: 0, failedBroadcasts: 0 };
+
+  constructor(
+    opts: { broker: Broker; pubsub: PubSub; hub: Hub; local: PubSubHandler; logger: Logger },
+  ) {
+    this.#broker = opts.broker;
+    this.#pubsub = opts.pubsub;
+    this.#hub = opts.hub;
+    this.#local = opts.local;
+    this.#logger = opts.logger;
+  }
+
+  async handleBroadcast(body: string, opts: { fanout: boolean }): Promise<void> {
+    let parsed: StreamMessage[] | RemoteCommand;
+    try {
+      parsed = parseBroadcast(body);
+    } catch (err) {
+      this.stats.failedBroadcasts++;
+      throw err;
+    }
+    if (!Array.isArray(parsed)) {
+      this.#logger.debug("remote command", { command: parsed.command });
+      if (opts.fanout) this.#local.execute(parsed);
+      else await this.#pubsub.broadcastCommand(parsed);
+      return;
+    }
+    this.stats.broadcasts += parsed.length;
+    if (opts.fanout) {
+      for (const msg of parsed) this.#hub.broadcast(msg);
+      return;
+    }
+    await Promise.all(parsed.map((msg) => this.publish(msg)));
+  }
+
+  /** Registers (unless transient) and distributes one message, in order per stream. */
+  publish(msg: StreamMessage): Promise<void> {
+    const prev = this.#chains.get(msg.stream) ?? Promise.resolve();
+    const next = prev.catch(() => {}).then(async () => {
+      const registered = msg.meta?.transient || !this.#broker.persistent
+        ? msg
+        : await this.#broker.store(msg);
+      await this.#pubsub.broadcast(registered);
+    });
+    this.#chains.set(msg.stream, next);
+    next.finally(() => {
+      if (this.#chains.get(msg.stream) === next) this.#chains.delete(msg.stream);
+    }).catch(() => {});
+    return next;
+  }
+}
+
+/**
+ * shared/PROTOCOL.md §9.1 parsing order: object with a stream -> array -> object with a
+ * command. `data` that is not a string is accepted and JSON-encoded.
+ */
+export function parseBroadcast(body: string): StreamMessage[] | RemoteCommand {
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    throw new InvalidBroadcastError("body is not valid JSON");
+  }
+  if (isRecord(value) && typeof value.stream === "string" && value.stream !== "") {
+    return [toMessage(value, 0)];
+  }
+  if (Array.isArray(value)) {
+    if (value.length === 0) throw new InvalidBroadcastError("empty batch");
+    return value.map((item, i) => {
+      if (!isRecord(item) || typeof item.stream !== "string" || item.stream === "") {
+        throw new InvalidBroadcastError(`batch item ${i} has no stream`);
+      }
+      return toMessage(item, i);
+    });
+  }
+  if (isRecord(value) && typeof value.command === "string" && value.command !== "") {
+    if (value.command !== "disconnect") {
+      throw new InvalidBroadcastError(`unknown command: ${value.command}`);
+    }
+    const payload = value.payload;
+    if (!isRecord(payload) || typeof payload.identifier !== "string") {
+      throw new InvalidBroadcastError("disconnect needs payload.identifier");
+    }
+    return {
+      command: "disconnect",
+      payload: {
+        identifier: payload.identifier,
+        reconnect: typeof payload.reconnect === "boolean" ? payload.reconnect : true,
+      },
+    };
+  }
+  throw new InvalidBroadcastError("expected a publication, a batch or a command");
+}
+
+function toMessage(item: Record<string, unknown>, i: number): StreamMessage {
+  const data = item.data;
+  if (data === undefined) throw new InvalidBroadcastError(`publication ${i} has no data`);
+  const msg: StreamMessage = {
+    stream: item.stream as string,
+    data: typeof data === "string" ? data : JSON.stringify(data),
+  };
+  if (isRecord(item.meta)) {
+    const meta: StreamMessage["meta"] = {};
+    if (typeof item.meta.exclude_socket === "string" && item.meta.exclude_socket) {
+      meta.exclude_socket = item.meta.exclude_socket;
+    }
+    if (item.meta.transient === true) meta.transient = true;
+    if (typeof item.meta.broadcast_type === "string" && item.meta.broadcast_type) {
+      meta.broadcast_type = item.meta.broadcast_type;
+    }
+    if (Object.keys(meta).length) msg.meta = meta;
+  }
+  return msg;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}

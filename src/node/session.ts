@@ -1,0 +1,154 @@
+import type { StreamMessage } from "../broker/broker.ts";
+import type { Subscriber } from "../hub/hub.ts";
+import type { Logger } from "../logger/logger.ts";
+import { encodeReply } from "../protocol/encoder.ts";
+import type { Reply } from "../protocol/messages.ts";
+import type { Env } from "../rpc/rpc_client.ts";
+import { CLOSE_NORMAL, type Connection } from "../transport/connection.ts";
+
+/** One subscription (identifier) of a session. */
+export interface Subscription {
+  istate: Record<string, string>;
+  streams: Set<string>;
+  /** Set while history is replayed: live messages wait here (see Node.replay). */
+  replayBuffer?: Array<{ frame: string; msg: StreamMessage }>;
+  presenceId?: string;
+}
+
+export type SessionState = "connecting" | "connected" | "closed";
+
+export interface SessionInit {
+  sid: string;
+  ext: boolean;
+  conn: Connection;
+  env: Env;
+  transport: "ws" | "sse" | "poll";
+  logger: Logger;
+  /** Outbound bytes that may wait before the client is disconnected as too_slow. */
+  maxPending: number;
+}
+
+/**
+ * Per-client state: identifiers, connection and channel state, subscriptions, and the
+ * strictly ordered queue of inbound frames. Behaviour lives in Node; this is the data plus
+ * the few operations every caller shares.
+ */
+export class Session implements Subscriber {
+  readonly sid: string;
+  readonly ext: boolean;
+  readonly env: Env;
+  readonly transport: "ws" | "sse" | "poll";
+  readonly logger: Logger;
+  readonly conn: Connection;
+  state: SessionState = "connecting";
+  identifiers?: string;
+  readonly cstate: Record<string, string> = {};
+  readonly subscriptions = new Map<string, Subscription>();
+  /** The backend wants a Disconnect call (sticky). */
+  interest = false;
+  /** When the last inbound frame arrived (ms), for pong enforcement. */
+  lastSeen = Date.now();
+  readonly #maxPending: number;
+  #queue: Promise<void> = Promise.resolve();
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  #onClose: Array<() => void> = [];
+
+  constructor(init: SessionInit) {
+    this.sid = init.sid;
+    this.ext = init.ext;
+    this.conn = init.conn;
+    this.env = init.env;
+    this.transport = init.transport;
+    this.logger = init.logger;
+    this.#maxPending = init.maxPending;
+  }
+
+  get open(): boolean {
+    return this.state !== "closed";
+  }
+
+  /** Runs `task` after every task queued before it; failures are logged, never thrown. */
+  enqueue(task: () => Promise<void> | void): Promise<void> {
+    const next = this.#queue.then(async () => {
+      if (this.state === "closed") return;
+      try {
+        await task();
+      } catch (err) {
+        this.logger.error("command failed", { error: err });
+      }
+    });
+    this.#queue = next;
+    return next;
+  }
+
+  send(reply: Reply): void {
+    this.sendFrame(encodeReply(reply));
+  }
+
+  sendFrame(frame: string): void {
+    if (this.state === "closed") return;
+    this.conn.send(frame);
+    const pending = this.conn.bufferedAmount;
+    if (pending !== undefined && pending > this.#maxPending) {
+      this.logger.warn("client is too slow, disconnecting", { pending });
+      this.disconnect("too_slow", true);
+    }
+  }
+
+  deliver(identifier: string, frame: string, msg: StreamMessage): void {
+    const sub = this.subscriptions.get(identifier);
+    if (sub?.replayBuffer) {
+      sub.replayBuffer.push({ frame, msg });
+      return;
+    }
+    this.sendFrame(frame);
+  }
+
+  /** Sends a `disconnect` message, then closes. */
+  disconnect(reason: string, reconnect: boolean, code = CLOSE_NORMAL): void {
+    if (this.state === "closed") return;
+    this.send({ type: "disconnect", reason, reconnect });
+    this.close(code, reason);
+  }
+
+  /** Closes the link and runs the close hooks once. */
+  close(code = CLOSE_NORMAL, reason = ""): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    try {
+      this.conn.close(code, reason);
+    } catch {
+      // already closed by the peer
+    }
+    const hooks = this.#onClose;
+    this.#onClose = [];
+    for (const hook of hooks) hook();
+  }
+
+  onClose(hook: () => void): void {
+    if (this.state === "closed") hook();
+    else this.#onClose.push(hook);
+  }
+
+  /** A timer that dies with the session. */
+  setTimer(fn: () => void, ms: number, repeat = false): void {
+    if (this.state === "closed") return;
+    const t = repeat ? setInterval(fn, ms) : setTimeout(() => {
+      this.#timers.delete(t);
+      fn();
+    }, ms);
+    this.#timers.add(t);
+  }
+
+  /** Context for controller calls; `istate` only for one subscription. */
+  callEnv(identifier?: string): Env {
+    const env: Env = { url: this.env.url, headers: this.env.headers, cstate: { ...this.cstate } };
+    if (identifier !== undefined) {
+      const sub = this.subscriptions.get(identifier);
+      if (sub) env.istate = { ...sub.istate };
+    }
+    return env;
+  }
+}

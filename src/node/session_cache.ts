@@ -1,0 +1,89 @@
+import { PROTOCOL_EXT_JSON } from "../protocol/messages.ts";
+import type { ConnectionRequest } from "../transport/connection.ts";
+import type { Node } from "./node.ts";
+import type { Session } from "./session.ts";
+
+/** What the broker keeps of a session for a later restore (shared/PROTOCOL.md §4.3). */
+interface CachedSession {
+  identifiers: string;
+  cstate: Record<string, string>;
+  interest: boolean;
+  subscriptions: Record<string, { istate: Record<string, string>; streams: string[] }>;
+}
+
+function cacheable(node: Node, session: Session): boolean {
+  return session.ext && session.transport === "ws" && node.deps.broker.persistent &&
+    node.opts.sessionsTtl > 0 && session.identifiers !== undefined;
+}
+
+/** Saves the session so a reconnecting client can restore it without a Connect call. */
+export async function commitSession(node: Node, session: Session): Promise<void> {
+  if (!cacheable(node, session)) return;
+  const cached: CachedSession = {
+    identifiers: session.identifiers!,
+    cstate: session.cstate,
+    interest: session.interest,
+    subscriptions: {},
+  };
+  for (const [identifier, sub] of session.subscriptions) {
+    cached.subscriptions[identifier] = { istate: sub.istate, streams: [...sub.streams] };
+  }
+  try {
+    await node.deps.broker.commitSession(session.sid, JSON.stringify(cached));
+  } catch (err) {
+    session.logger.warn("failed to cache the session", { error: err });
+  }
+}
+
+/**
+ * Restores a session from `?sid=` or X-ANYCABLE-RESTORE-SID (ext protocol only). Returns
+ * false on a miss so the caller authenticates normally.
+ */
+export async function restoreSession(
+  node: Node,
+  session: Session,
+  req: ConnectionRequest,
+): Promise<boolean> {
+  if (req.protocol !== PROTOCOL_EXT_JSON || req.transport !== "ws") return false;
+  if (!node.deps.broker.persistent || node.opts.sessionsTtl <= 0) return false;
+  const oldSid = req.headers.get("x-anycable-restore-sid") ||
+    new URL(req.url).searchParams.get("sid");
+  if (!oldSid) return false;
+  let raw: string | null;
+  try {
+    raw = await node.deps.broker.restoreSession(oldSid);
+  } catch (err) {
+    session.logger.warn("session restore failed", { error: err });
+    return false;
+  }
+  if (!raw) return false;
+  let cached: CachedSession;
+  try {
+    cached = JSON.parse(raw);
+    if (typeof cached.identifiers !== "string" || typeof cached.subscriptions !== "object") {
+      throw new Error("bad shape");
+    }
+  } catch (err) {
+    session.logger.warn("cached session is unreadable", { error: err });
+    return false;
+  }
+  session.identifiers = cached.identifiers;
+  Object.assign(session.cstate, cached.cstate ?? {});
+  session.interest = Boolean(cached.interest);
+  for (const [identifier, sub] of Object.entries(cached.subscriptions)) {
+    const streams = new Set(sub.streams ?? []);
+    session.subscriptions.set(identifier, { istate: { ...sub.istate }, streams });
+    for (const stream of streams) node.deps.hub.subscribe(session, stream, identifier);
+  }
+  session.state = "connected";
+  node.startPings(session);
+  session.send({
+    type: "welcome",
+    sid: session.sid,
+    restored: true,
+    restored_ids: [...session.subscriptions.keys()],
+  });
+  session.logger.info("session restored", { from: oldSid });
+  await commitSession(node, session);
+  return true;
+}

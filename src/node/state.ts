@@ -1,0 +1,20 @@
+/** Applies a state patch: an empty-string value deletes the key (shared/PROTOCOL.md §7.1). */
+export function mergeState(
+  target: Record<string, string>,
+  patch: Record<string, string> | undefined,
+): boolean {
+  if (!patch) return false;
+  let changed = false;
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === "") {
+      if (k in target) {
+        delete target[k];
+        changed = true;
+      }
+    } else if (target[k] !== v) {
+      target[k] = v;
+      changed = true;
+    }
+  }
+  return changed;
+}

@@ -1,0 +1,116 @@
+import {
+  type CallMeta,
+  type CommandRequest,
+  type CommandResponse,
+  type ConnectRequest,
+  type ConnectResponse,
+  type DisconnectRequest,
+  type DisconnectResponse,
+  normalizeStatus,
+  type RpcClient,
+  RpcResponseError,
+  RpcTimeoutError,
+  RpcUnavailableError,
+} from "./rpc_client.ts";
+
+export interface HttpRpcClientOptions {
+  /** Base URL; calls go to `<base>/connect`, `<base>/command`, `<base>/disconnect`. */
+  url: string;
+  /** Bearer key; none sent when empty. */
+  secret: string;
+  /** Per-request timeout, ms. */
+  requestTimeout: number;
+}
+
+/** AnyCable RPC over HTTP JSON (shared/PROTOCOL.md §7.3). */
+export class HttpRpcClient implements RpcClient {
+  readonly name = "http";
+  readonly #base: string;
+  readonly #headers: Record<string, string>;
+  readonly #timeout: number;
+
+  constructor(opts: HttpRpcClientOptions) {
+    this.#base = opts.url.replace(/\/+$/, "");
+    this.#headers = { "content-type": "application/json", "x-anycable-meta-protov": "v1" };
+    if (opts.secret) this.#headers["authorization"] = `Bearer ${opts.secret}`;
+    this.#timeout = opts.requestTimeout;
+  }
+
+  async connect(req: ConnectRequest, meta: CallMeta): Promise<ConnectResponse> {
+    const res = await this.#post("connect", req, meta);
+    return { ...res, status: normalizeStatus(res.status) } as ConnectResponse;
+  }
+
+  async command(req: CommandRequest, meta: CallMeta): Promise<CommandResponse> {
+    const res = await this.#post("command", req, meta);
+    return { ...res, status: normalizeStatus(res.status) } as CommandResponse;
+  }
+
+  async disconnect(req: DisconnectRequest, meta: CallMeta): Promise<DisconnectResponse> {
+    const res = await this.#post("disconnect", req, meta);
+    return { ...res, status: normalizeStatus(res.status) } as DisconnectResponse;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async #post(
+    method: string,
+    body: unknown,
+    meta: CallMeta,
+  ): Promise<Record<string, unknown>> {
+    const timeout = AbortSignal.timeout(this.#timeout);
+    const signal = meta.signal ? AbortSignal.any([meta.signal, timeout]) : timeout;
+    let res: Response;
+    try {
+      res = await fetch(`${this.#base}/${method}`, {
+        method: "POST",
+        headers: { ...this.#headers, "x-anycable-meta-sid": meta.sid },
+        body: JSON.stringify(body),
+        signal,
+      });
+    } catch (err) {
+      if (timeout.aborted) {
+        throw new RpcTimeoutError(`${method}: no answer within ${this.#timeout} ms`, {
+          cause: err,
+        });
+      }
+      if (meta.signal?.aborted) throw err;
+      throw new RpcUnavailableError(`${method}: backend unreachable: ${errorText(err)}`, {
+        cause: err,
+      });
+    }
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      if (timeout.aborted) {
+        throw new RpcTimeoutError(`${method}: no answer within ${this.#timeout} ms`, {
+          cause: err,
+        });
+      }
+      throw new RpcResponseError(`${method}: failed to read response: ${errorText(err)}`, {
+        cause: err,
+      });
+    }
+    if (res.status === 401) throw new RpcResponseError(`${method}: unauthorized (HTTP 401)`);
+    if (res.status !== 200) {
+      throw new RpcResponseError(`${method}: HTTP ${res.status}: ${text.slice(0, 200)}`);
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new RpcResponseError(`${method}: invalid JSON response: ${text.slice(0, 200)}`);
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new RpcResponseError(`${method}: response is not a JSON object`);
+    }
+    return value as Record<string, unknown>;
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,120 @@
+/**
+ * One NATS connection (nats.js) with endless reconnection and the "nats unavailable, retrying"
+ * / "nats connection restored" log lines shared by every NATS adapter. nats.js re-subscribes
+ * by itself after a reconnect and buffers publishes made while disconnected.
+ */
+import { connect, type NatsConnection } from "nats";
+import type { Logger } from "../logger/logger.ts";
+
+export class NatsUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "NatsUnavailableError";
+  }
+}
+
+export interface NatsLinkOptions {
+  /** `nats://host:port`, a comma-separated list, or an array of them. */
+  servers: string | string[];
+  logger: Logger;
+  /** Client name shown by the server. */
+  name?: string;
+  /** Bound on the first connection. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Wait between reconnect attempts. Default 500 ms. */
+  reconnectWaitMs?: number;
+}
+
+export class NatsLink {
+  readonly nc: NatsConnection;
+  readonly #logger: Logger;
+  readonly #monitor: Promise<void>;
+  #closed = false;
+
+  private constructor(nc: NatsConnection, logger: Logger) {
+    this.nc = nc;
+    this.#logger = logger;
+    this.#monitor = this.#watch();
+  }
+
+  /** Connects; rejects with NatsUnavailableError when NATS cannot be reached. */
+  static async open(opts: NatsLinkOptions): Promise<NatsLink> {
+    const servers = serverList(opts.servers);
+    const logger = opts.logger.child({ nats: servers.map(describeServer).join(",") });
+    try {
+      const nc = await connect({
+        servers,
+        name: opts.name ?? "cableway",
+        timeout: opts.connectTimeoutMs ?? 5000,
+        reconnect: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: opts.reconnectWaitMs ?? 500,
+        reconnectJitter: 100,
+        ignoreClusterUpdates: false,
+      });
+      return new NatsLink(nc, logger);
+    } catch (err) {
+      throw new NatsUnavailableError(
+        `could not connect to nats at ${servers.map(describeServer).join(",")}`,
+        { cause: err },
+      );
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed || this.nc.isClosed();
+  }
+
+  /** Idempotent. Flushes what can be flushed, then closes. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (!this.nc.isClosed()) {
+      await this.nc.close().catch(() => {});
+    }
+    await this.#monitor;
+  }
+
+  async #watch(): Promise<void> {
+    let down = false;
+    try {
+      for await (const status of this.nc.status()) {
+        switch (status.type) {
+          case "disconnect":
+            if (!down && !this.#closed) {
+              down = true;
+              this.#logger.warn("nats unavailable, retrying", { server: String(status.data) });
+            }
+            break;
+          case "reconnect":
+            if (down) {
+              down = false;
+              this.#logger.info("nats connection restored", { server: String(status.data) });
+            }
+            break;
+          case "error":
+            this.#logger.warn("nats error", { error: String(status.data) });
+            break;
+          default:
+            this.#logger.debug("nats status", { type: status.type, data: String(status.data) });
+        }
+      }
+    } catch (err) {
+      this.#logger.debug("nats status stream ended", { error: err });
+    }
+  }
+}
+
+function serverList(servers: string | string[]): string[] {
+  const list = Array.isArray(servers) ? servers : servers.split(",");
+  return list.map((s) => s.trim()).filter((s) => s !== "");
+}
+
+function describeServer(server: string): string {
+  try {
+    const u = new URL(server.includes("://") ? server : `nats://${server}`);
+    return `${u.hostname}:${u.port || "4222"}`;
+  } catch {
+    return "nats";
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * One Redis connection (node-redis, RESP2) with reconnection backoff and the "redis
+ * unavailable, retrying" / "redis connection restored" log lines shared by every Redis adapter.
+ */
+import { createClient } from "redis";
+import type { Logger } from "../logger/logger.ts";
+
+export class RedisUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RedisUnavailableError";
+  }
+}
+
+/** A raw RESP2 reply as node-redis returns it for `sendCommand`. */
+export type RedisReply = string | number | null | RedisReply[];
+
+export type RedisMessageListener = (message: string, channel: string) => void;
+
+export interface RedisConnectionOptions {
+  url: string;
+  logger: Logger;
+  /**
+   * true: commands issued while disconnected are refused at once (ClientOfflineError);
+   * false (default): they wait and run after the reconnect.
+   */
+  failWhileDown?: boolean;
+  /** Bound on the first connection in `open()`. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Upper bound of the reconnect backoff. Default 2000 ms. */
+  maxBackoffMs?: number;
+}
+
+/** The subset of node-redis' client this module uses (its generic types are unwieldy). */
+interface NodeRedisClient {
+  connect(): Promise<unknown>;
+  sendCommand(args: readonly string[]): Promise<unknown>;
+  subscribe(channels: string[], listener: RedisMessageListener): Promise<void>;
+  unsubscribe(channels: string[]): Promise<void>;
+  destroy(): void;
+  on(event: "error", cb: (err: Error) => void): unknown;
+  on(event: "ready" | "end", cb: () => void): unknown;
+}
+
+export class RedisConnection {
+  readonly #client: NodeRedisClient;
+  readonly #logger: Logger;
+  readonly #target: string;
+  #ready = false;
+  #down = false;
+  #closed = false;
+  #lastError?: Error;
+  #everReady = false;
+  #reconnectHooks: (() => void)[] = [];
+  #waiters: { resolve(): void; reject(err: Error): void }[] = [];
+
+  private constructor(opts: RedisConnectionOptions) {
+    this.#target = describeUrl(opts.url);
+    this.#logger = opts.logger.child({ redis: this.#target });
+    const maxBackoff = opts.maxBackoffMs ?? 2000;
+    this.#client = createClient({
+      url: opts.url,
+      RESP: 2,
+      disableOfflineQueue: opts.failWhileDown ?? false,
+      socket: {
+        connectTimeout: opts.connectTimeoutMs ?? 5000,
+        reconnectStrategy: (retries: number) =>
+          Math.min(50 * 2 ** retries, maxBackoff) + Math.floor(Math.random() * 50),
+      },
+    }) as unknown as NodeRedisClient;
+    this.#client.on("error", (err) => this.#onError(err));
+    this.#client.on("ready", () => this.#onReady());
+  }
+
+  /** Connects; rejects with RedisUnavailableError when Redis cannot be reached in time. */
+  static async open(opts: RedisConnectionOptions): Promise<RedisConnection> {
+    const conn = new RedisConnection(opts);
+    const timeoutMs = opts.connectTimeoutMs ?? 5000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new RedisUnavailableError(
+              `could not connect to redis at ${conn.#target} within ${timeoutMs} ms`,
+              { cause: conn.#lastError },
+            ),
+          ),
+        timeoutMs,
+      );
+    });
+    const connecting = conn.#client.connect();
+    connecting.catch(() => {}); // settled by destroy() on failure; the race reports it
+    try {
+      await Promise.race([connecting, timeout]);
+    } catch (err) {
+      await conn.close();
+      if (err instanceof RedisUnavailableError) throw err;
+      throw new RedisUnavailableError(`could not connect to redis at ${conn.#target}`, {
+        cause: err,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+    return conn;
+  }
+
+  get ready(): boolean {
+    return this.#ready && !this.#closed;
+  }
+
+  /** host:port (never the password), for logs and errors. */
+  get target(): string {
+    return this.#target;
+  }
+
+  /** Sends one raw command; arguments are stringified. */
+  async command(args: readonly (string | number)[]): Promise<RedisReply> {
+    return await this.#client.sendCommand(args.map(String)) as RedisReply;
+  }
+
+  /** SUBSCRIBE; node-redis re-subscribes every channel by itself after a reconnect. */
+  subscribe(channels: string[], listener: RedisMessageListener): Promise<void> {
+    return this.#client.subscribe(channels, listener);
+  }
+
+  unsubscribe(channels: string[]): Promise<void> {
+    return this.#client.unsubscribe(channels);
+  }
+
+  /** Runs `hook` every time the connection is ready again after a drop (not the first time). */
+  onReconnect(hook: () => void): void {
+    this.#reconnectHooks.push(hook);
+  }
+
+  /** Resolves when the connection is (again) ready; rejects once it is closed. */
+  whenReady(): Promise<void> {
+    if (this.#closed) return Promise.reject(new RedisUnavailableError("connection closed"));
+    if (this.#ready) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  /** Idempotent; pending commands are rejected. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    this.#ready = false;
+    try {
+      this.#client.destroy();
+    } catch {
+      // already torn down
+    }
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.reject(new RedisUnavailableError("connection closed"));
+    return Promise.resolve();
+  }
+
+  #onError(err: Error): void {
+    this.#lastError = err;
+    if (this.#closed) return;
+    this.#ready = false;
+    if (this.#down) {
+      this.#logger.debug("redis still unavailable", { error: err });
+      return;
+    }
+    this.#down = true;
+    this.#logger.warn("redis unavailable, retrying", { error: err });
+  }
+
+  #onReady(): void {
+    if (this.#closed) return;
+    this.#ready = true;
+    const reconnected = this.#everReady;
+    this.#everReady = true;
+    if (this.#down) {
+      this.#down = false;
+      this.#logger.info("redis connection restored");
+    }
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.resolve();
+    if (!reconnected) return;
+    for (const hook of this.#reconnectHooks) {
+      try {
+        hook();
+      } catch (err) {
+        this.#logger.error("redis reconnect hook failed", { error: err });
+      }
+    }
+  }
+}
+
+/** True for a Redis error reply whose code is `code` (e.g. "NOGROUP", "BUSYGROUP"). */
+export function isReplyError(err: unknown, code: string): boolean {
+  return err instanceof Error && err.message.startsWith(`${code} `);
+}
+
+function describeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || "6379"}${u.pathname.length > 1 ? u.pathname : ""}`;
+  } catch {
+    return "redis";
+  }
+}
