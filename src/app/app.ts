@@ -16,6 +16,7 @@ import type { RpcClient } from "../rpc/rpc_client.ts";
 import { RpcController } from "../rpc/rpc_controller.ts";
 import { UnavailableRpcClient } from "../rpc/unavailable_rpc_client.ts";
 import { createBroadcastHandler, createHandler, type RouteHandler } from "../server/server.ts";
+import { createTransportRoutes } from "../transport/routes.ts";
 import { deriveKey } from "../util/secrets.ts";
 import { createBroadcasters, createBroker, createPubSub } from "./adapters.ts";
 
@@ -188,7 +189,7 @@ export async function startApp(
     broadcast: mountBroadcast
       ? { path: config.http_broadcast_path, broadcaster: httpBroadcaster! }
       : undefined,
-    extra: extraRoutes,
+    extra: new Map([...createTransportRoutes(config, node, logger), ...(extraRoutes ?? [])]),
     logger,
   });
   const server = listen(config.host, config.port, handler);

@@ -53,6 +53,16 @@ export const OPTIONS = {
   shutdown_timeout: int(30, "server", "Graceful shutdown timeout (seconds)"),
   presets: list([], "server", "Configuration presets (broker)"),
 
+  // SSE and long polling
+  sse: bool(false, "transports", "Enable Server-Sent Events"),
+  sse_path: str("/events", "transports", "SSE endpoint path"),
+  poll: bool(false, "transports", "Enable long polling"),
+  poll_path: str("/lp", "transports", "Long-polling endpoint path"),
+  poll_interval: int(15, "transports", "Longest a poll request is held open (seconds)"),
+  poll_flush_interval: int(500, "transports", "Outgoing buffering before a poll answers (ms)"),
+  poll_keepalive_timeout: int(5, "transports", "Session lifetime after the last poll (seconds)"),
+  poll_max_request_size: int(65536, "transports", "Largest poll request body (bytes)"),
+
   // Protocol
   ping_interval: int(3, "protocol", "Ping interval (seconds)"),
   ping_timestamp_precision: str("s", "protocol", "Ping timestamp precision (s, ms, ns)"),
