@@ -40,10 +40,8 @@ export function handleWebSocket(
   const protocol = negotiateProtocol(req.headers.get("sec-websocket-protocol"));
   let upgrade;
   try {
-    upgrade = Deno.upgradeWebSocket(
-      req,
-      protocol ? { protocol, idleTimeout: 0 } : { idleTimeout: 0 },
-    );
+    // Deno only negotiates offers written "a, b"; we negotiate ourselves and set the header.
+    upgrade = Deno.upgradeWebSocket(req);
   } catch (err) {
     opts.logger.warn("websocket upgrade failed", { error: err });
     return new Response("websocket upgrade failed\n", { status: 400 });
@@ -92,6 +90,7 @@ export function handleWebSocket(
   socket.onerror = () => {
     // onclose follows
   };
+  if (protocol) response.headers.set("sec-websocket-protocol", protocol);
   response.headers.set("x-anycable-version", VERSION);
   return response;
 }
