@@ -83,7 +83,12 @@ export interface Broker {
   touchSession(sid: string): Promise<void>;
 
   /** Adds `sid` as presence `id` in `stream`; returns the join event when `id` is new there. */
-  presenceAdd(stream: string, sid: string, id: string, info: unknown): Promise<PresenceEvent | null>;
+  presenceAdd(
+    stream: string,
+    sid: string,
+    id: string,
+    info: unknown,
+  ): Promise<PresenceEvent | null>;
   /** Removes `sid` from `stream`; returns the leave event when it was the last session of its id. */
   presenceRemove(stream: string, sid: string): Promise<PresenceEvent | null>;
   presenceInfo(stream: string): Promise<PresenceInfo>;

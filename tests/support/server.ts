@@ -24,12 +24,15 @@ export async function startServer(
   flags: string[] = [],
   level: LogLevel = "debug",
 ): Promise<TestServer> {
-  const hasBroadcastPort = flags.some((f) => f.startsWith("--http_broadcast_port"));
+  const keyed = flags.some((f) =>
+    f.startsWith("--http_broadcast_port") || f.startsWith("--secret") ||
+    f.startsWith("--broadcast_key")
+  );
   const { config } = parseConfig(
     [
       "--host=127.0.0.1",
       "--port=0",
-      ...(hasBroadcastPort ? [] : ["--broadcast_key=test-key"]),
+      ...(keyed ? [] : ["--broadcast_key=test-key"]),
       ...flags,
     ],
     { get: () => undefined },
