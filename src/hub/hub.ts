@@ -4,8 +4,8 @@ import { encodeStreamMessage, messageJson } from "../protocol/encoder.ts";
 /** What the hub delivers to: one client session. */
 export interface Subscriber {
   readonly sid: string;
-  /** Extended protocol: delivered messages carry stream_id/epoch/offset. */
-  readonly ext: boolean;
+  /** Delivered messages carry stream_id/epoch/offset (extended protocol, SSE). */
+  readonly positions: boolean;
   /** A message for one of the subscriber's identifiers, already encoded. */
   deliver(identifier: string, frame: string, msg: StreamMessage): void;
 }
@@ -75,11 +75,11 @@ export class Hub {
     // Snapshot: a delivery may close a slow session, which unsubscribes it.
     for (const [sub, ids] of [...subs]) {
       if (exclude !== undefined && sub.sid === exclude) continue;
-      const cache = sub.ext ? ext : plain;
+      const cache = sub.positions ? ext : plain;
       for (const identifier of ids) {
         let frame = cache.get(identifier);
         if (frame === undefined) {
-          frame = encodeStreamMessage(identifier, msg, message, sub.ext);
+          frame = encodeStreamMessage(identifier, msg, message, sub.positions);
           cache.set(identifier, frame);
         }
         sub.deliver(identifier, frame, msg);

@@ -4,7 +4,7 @@ import { Hub, type Subscriber } from "./hub.ts";
 
 class Recorder implements Subscriber {
   frames: string[] = [];
-  constructor(readonly sid: string, readonly ext = false) {}
+  constructor(readonly sid: string, readonly positions = false) {}
   deliver(_identifier: string, frame: string, _msg: StreamMessage): void {
     this.frames.push(frame);
   }

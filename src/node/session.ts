@@ -49,6 +49,7 @@ export class Session implements Subscriber {
   /** When the last inbound frame arrived (ms), for pong enforcement. */
   lastSeen = Date.now();
   readonly #maxPending: number;
+  #tooSlow = false;
   #queue: Promise<void> = Promise.resolve();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   #onClose: Array<() => void> = [];
@@ -61,6 +62,11 @@ export class Session implements Subscriber {
     this.transport = init.transport;
     this.logger = init.logger;
     this.#maxPending = init.maxPending;
+  }
+
+  /** Live messages carry their stream position: ext protocol, and SSE (its event ids). */
+  get positions(): boolean {
+    return this.ext || this.transport === "sse";
   }
 
   get open(): boolean {
@@ -89,7 +95,9 @@ export class Session implements Subscriber {
     if (this.state === "closed") return;
     this.conn.send(frame);
     const pending = this.conn.bufferedAmount;
-    if (pending !== undefined && pending > this.#maxPending) {
+    if (pending !== undefined && pending > this.#maxPending && !this.#tooSlow) {
+      // Once: the disconnect message itself goes through here.
+      this.#tooSlow = true;
       this.logger.warn("client is too slow, disconnecting", { pending });
       this.disconnect("too_slow", true);
     }
