@@ -42,7 +42,9 @@ Deno.test("HTTP broadcast: auth with the key derived from --secret, batches, raw
     });
     assert.equal(get.status, 422);
     await get.body?.cancel();
-    for (const body of ["nope", "{}", "[]", '{"stream":""}', '[{"data":"x"}]', '{"command":"fly"}']) {
+    for (
+      const body of ["nope", "{}", "[]", '{"stream":""}', '[{"data":"x"}]', '{"command":"fly"}']
+    ) {
       const res = await server.broadcast(body, key);
       assert.equal(res.status, 400, body);
     }
@@ -121,7 +123,10 @@ Deno.test("unsecured broadcasting listens on its own port", async () => {
     assert.equal(server.app.broadcastPort, port);
     const c = new WsClient(server.wsUrl);
     await c.waitFor((f) => f.type === "welcome");
-    c.send({ command: "subscribe", identifier: JSON.stringify({ channel: "$pubsub", stream_name: "p" }) });
+    c.send({
+      command: "subscribe",
+      identifier: JSON.stringify({ channel: "$pubsub", stream_name: "p" }),
+    });
     await c.waitFor((f) => f.type === "confirm_subscription");
     assert.equal((await server.broadcast({ stream: "p", data: '"hey"' })).status, 201);
     await c.waitFor((f) => f.message === "hey");
