@@ -136,8 +136,14 @@ export async function startApp(
     backlog: config.disconnect_backlog_size,
     logger,
   });
-  // The node needs the publisher and the publisher needs the node: tie them late.
-  let publisher!: Publisher;
+  // Fan-out remote commands are executed by the node, which is built right below.
+  const publisher: Publisher = new Publisher({
+    broker,
+    pubsub,
+    hub,
+    local: { deliver: (msg) => hub.broadcast(msg), execute: (cmd) => node.execute(cmd) },
+    logger,
+  });
   const node = new Node({
     pingInterval: config.ping_interval,
     pingPrecision: config.ping_timestamp_precision as "s" | "ms" | "ns",
@@ -157,7 +163,6 @@ export async function startApp(
     logger,
     publish: (msg) => publisher.publish(msg),
   });
-  publisher = new Publisher({ broker, pubsub, hub, local: node, logger });
   await pubsub.start(node);
   node.start();
 

@@ -1,6 +1,5 @@
 import type { Logger } from "../logger/logger.ts";
 import type { Node } from "../node/node.ts";
-import type { Session } from "../node/session.ts";
 import type { RouteHandler } from "../server/server.ts";
 import { VERSION } from "../version.ts";
 import type { Connection } from "./connection.ts";
