@@ -30,8 +30,11 @@ export async function replayHistory(
   try {
     for (const stream of sub.streams) {
       const pos = positions?.[stream];
-      if (pos && typeof pos === "object") {
-        if (typeof pos.epoch !== "string" || typeof pos.offset !== "number") {
+      if (pos !== undefined) {
+        if (
+          typeof pos !== "object" || pos === null || typeof pos.epoch !== "string" ||
+          typeof pos.offset !== "number"
+        ) {
           throw new HistoryError(`malformed position for stream ${stream}`);
         }
         batches.push(await broker.historyFrom(stream, pos.epoch, pos.offset));
