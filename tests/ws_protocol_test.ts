@@ -214,3 +214,65 @@ Deno.test("rejected connection and rejected subscription", async () => {
     await rpc.stop();
   }
 });
+
+Deno.test("RPC auth key: explicit, derived from --secret; --norpc rejects connections", async () => {
+  const { deriveKey } = await import("../src/util/secrets.ts");
+  const rpc = new FakeRpc();
+  const explicit = await startServer([`--rpc_host=${rpc.url}`, "--http_rpc_secret=abc"]);
+  const derived = await startServer([`--rpc_host=${rpc.url}`, "--secret=qwerty"]);
+  const norpc = await startServer(["--norpc"]);
+  try {
+    for (const s of [explicit, derived]) {
+      const c = new WsClient(s.wsUrl);
+      await c.waitFor((f) => f.type === "welcome");
+      await c.close();
+    }
+    const auth = rpc.calls("connect").map((r) => r.headers.get("authorization"));
+    assert.deepEqual(auth, ["Bearer abc", `Bearer ${await deriveKey("qwerty", "rpc-cable")}`]);
+    assert.ok(rpc.calls("connect").every((r) => r.headers.get("x-anycable-meta-protov") === "v1"));
+    const c = new WsClient(norpc.wsUrl);
+    assert.deepEqual(await c.waitFor((f) => f.type === "disconnect"), {
+      type: "disconnect",
+      reason: "unauthorized",
+      reconnect: false,
+    });
+    await c.closed;
+  } finally {
+    await Promise.all([explicit.stop(), derived.stop(), norpc.stop()]);
+    await rpc.stop();
+  }
+});
+
+Deno.test("X-Request-ID becomes the sid; the sid is sent to RPC", async () => {
+  const rpc = new FakeRpc();
+  const server = await startServer([`--rpc_host=${rpc.url}`]);
+  try {
+    const c = new WsClient(server.wsUrl, "actioncable-v1-json", {
+      headers: { "x-request-id": "req-123" },
+    });
+    const welcome = await c.waitFor((f) => f.type === "welcome");
+    assert.equal(welcome.sid, "req-123");
+    assert.equal(rpc.calls("connect")[0].headers.get("x-anycable-meta-sid"), "req-123");
+    await c.close();
+  } finally {
+    await server.stop();
+    await rpc.stop();
+  }
+});
+
+Deno.test("Disconnect calls are rate-limited while serving", async () => {
+  const rpc = new FakeRpc();
+  const server = await startServer([`--rpc_host=${rpc.url}`, "--disconnect_rate=5"]);
+  try {
+    const clients = Array.from({ length: 6 }, () => new WsClient(server.wsUrl));
+    await Promise.all(clients.map((c) => c.waitFor((f) => f.type === "welcome")));
+    const started = Date.now();
+    await Promise.all(clients.map((c) => c.close()));
+    await rpc.waitFor((r) => r.filter((x) => x.method === "disconnect").length === 6);
+    // 6 calls at 5/s take at least one second.
+    assert.ok(Date.now() - started >= 900, `took ${Date.now() - started} ms`);
+  } finally {
+    await server.stop();
+    await rpc.stop();
+  }
+});

@@ -151,7 +151,11 @@ export async function startApp(
     sessionsTtl: config.sessions_ttl,
     presenceTtl: config.presence_ttl,
     maxPending: config.ws_max_pending_size,
-    forwardHeaders: config.headers.map((h) => h.toLowerCase()),
+    // The JWT header goes to RPC too (shared/PROTOCOL.md §6.2).
+    forwardHeaders: [
+      ...config.headers.map((h) => h.toLowerCase()),
+      ...(keys.jwt ? [`x-${config.jwt_param.toLowerCase()}`] : []),
+    ],
     proxyCookies: config.proxy_cookies,
     disconnectMode: config.disconnect_mode as "auto" | "always" | "never",
   }, {
