@@ -334,7 +334,8 @@ Deno.test("a disconnected session leaves after presence_ttl", async () => {
 });
 
 Deno.test("broadcast to others: the backend excludes the performer by its sid", async () => {
-  let server: Awaited<ReturnType<typeof startServer>>;
+  // The backend broadcasts through the server it serves.
+  const ref: { server?: Awaited<ReturnType<typeof startServer>> } = {};
   const rpc = new FakeRpc({
     command: async (body, headers) => {
       const identifier = body.identifier as string;
@@ -346,7 +347,7 @@ Deno.test("broadcast to others: the backend excludes the performer by its sid", 
           transmissions: [JSON.stringify({ identifier, type: "confirm_subscription" })],
         };
       }
-      await server.broadcast({
+      await ref.server!.broadcast({
         stream: "board",
         data: JSON.stringify({ moved: true }),
         meta: { exclude_socket: headers.get("x-anycable-meta-sid") },
@@ -354,7 +355,7 @@ Deno.test("broadcast to others: the backend excludes the performer by its sid", 
       return { status: 1 };
     },
   });
-  server = await startServer([`--rpc_host=${rpc.url}`]);
+  const server = ref.server = await startServer([`--rpc_host=${rpc.url}`]);
   try {
     const id = JSON.stringify({ channel: "BoardChannel" });
     const [mover, viewer] = [new WsClient(server.wsUrl), new WsClient(server.wsUrl)];
