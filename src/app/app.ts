@@ -16,6 +16,8 @@ import type { RpcClient } from "../rpc/rpc_client.ts";
 import { RpcController } from "../rpc/rpc_controller.ts";
 import { UnavailableRpcClient } from "../rpc/unavailable_rpc_client.ts";
 import { createBroadcastHandler, createHandler, type RouteHandler } from "../server/server.ts";
+import type { Metrics } from "../metrics/metrics.ts";
+import { registerMetrics } from "../metrics/register.ts";
 import { createTransportRoutes } from "../transport/routes.ts";
 import { deriveKey } from "../util/secrets.ts";
 import { createBroadcasters, createBroker, createPubSub } from "./adapters.ts";
@@ -28,6 +30,9 @@ export interface App {
   readonly node: Node;
   readonly publisher: Publisher;
   readonly rpc?: RpcCaller;
+  readonly metrics: Metrics;
+  /** The metrics port when it is not the main one. */
+  readonly metricsPort?: number;
   /** Graceful shutdown; idempotent. */
   shutdown(): Promise<void>;
 }
@@ -170,6 +175,28 @@ export async function startApp(
   await pubsub.start(node);
   node.start();
 
+  const metrics = registerMetrics(config.metrics_tags, {
+    node,
+    hub,
+    publisher,
+    disconnects,
+    rpc,
+    rpcConcurrency: config.rpc_concurrency,
+  });
+  const metricsRoute = new Map<string, RouteHandler>();
+  if (config.metrics_http) {
+    metricsRoute.set(config.metrics_http, () =>
+      new Response(metrics.prometheus(), {
+        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+      }));
+  }
+  const statsTimer = config.metrics_log && config.stats_refresh_interval > 0
+    ? setInterval(
+      () => logger.info("stats", metrics.intervalSnapshot()),
+      config.stats_refresh_interval * 1000,
+    )
+    : undefined;
+
   const broadcasters = await createBroadcasters(config, logger);
   for (const b of broadcasters) await b.start(publisher);
 
@@ -198,7 +225,11 @@ export async function startApp(
     broadcast: mountBroadcast
       ? { path: config.http_broadcast_path, broadcaster: httpBroadcaster! }
       : undefined,
-    extra: new Map([...createTransportRoutes(config, node, logger), ...(extraRoutes ?? [])]),
+    extra: new Map([
+      ...createTransportRoutes(config, node, logger),
+      ...(config.metrics_port && config.metrics_port !== config.port ? [] : metricsRoute),
+      ...(extraRoutes ?? []),
+    ]),
     logger,
   });
   const server = listen(config.host, config.port, handler);
@@ -210,6 +241,13 @@ export async function startApp(
       broadcastPort!,
       createBroadcastHandler(config.http_broadcast_path, httpBroadcaster, config.health_path),
     );
+  }
+  let metricsServer: Deno.HttpServer<Deno.NetAddr> | undefined;
+  if (config.metrics_http && config.metrics_port && config.metrics_port !== config.port) {
+    metricsServer = listen(config.metrics_host || config.host, config.metrics_port, (req) => {
+      const route = metricsRoute.get(new URL(req.url).pathname);
+      return route ? route(req, "") : new Response("not found\n", { status: 404 });
+    });
   }
   const actualBroadcastPort = broadcastServer
     ? broadcastServer.addr.port
@@ -229,11 +267,12 @@ export async function startApp(
   const shutdown = () => {
     stopping ??= (async () => {
       logger.info("shutting down", { sessions: node.sessions.size });
+      clearInterval(statsTimer);
       for (const b of broadcasters) await b.close().catch(() => {});
       await httpBroadcaster?.close();
       await node.shutdown(config.shutdown_timeout * 1000);
       await Promise.race([
-        Promise.all([server.shutdown(), broadcastServer?.shutdown()]),
+        Promise.all([server.shutdown(), broadcastServer?.shutdown(), metricsServer?.shutdown()]),
         new Promise((r) => setTimeout(r, 1000)),
       ]);
       await pubsub.close().catch(() => {});
@@ -244,7 +283,16 @@ export async function startApp(
     return stopping;
   };
 
-  return { port, broadcastPort: actualBroadcastPort, node, publisher, rpc, shutdown };
+  return {
+    port,
+    broadcastPort: actualBroadcastPort,
+    metricsPort: metricsServer?.addr.port,
+    node,
+    publisher,
+    rpc,
+    metrics,
+    shutdown,
+  };
 }
 
 function listen(

@@ -123,6 +123,14 @@ export const OPTIONS = {
   sessions_ttl: int(300, "broker", "Seconds a disconnected session can be restored"),
   presence_ttl: int(15, "broker", "Seconds a disconnected session stays present"),
 
+  // Metrics
+  metrics_http: str("", "metrics", "Prometheus endpoint path, e.g. /metrics (off when empty)"),
+  metrics_port: int(0, "metrics", "Metrics port (0 = the main port)"),
+  metrics_host: str("", "metrics", "Metrics host (defaults to --host)"),
+  metrics_tags: list([], "metrics", "Labels added to every metric (key:value, comma list)"),
+  metrics_log: bool(false, "metrics", "Log a stats summary every --stats_refresh_interval"),
+  stats_refresh_interval: int(5, "metrics", "Stats summary interval (seconds)"),
+
   // Logging
   log_level: str("info", "log", "Log level (debug, info, warn, error)"),
   log_format: str("text", "log", "Log format (text, json)"),

@@ -49,6 +49,10 @@ export interface NodeStats {
   failedAuths: number;
   failedClientMessages: number;
   clientMessages: number;
+  /** Frames and bytes sent to clients, bytes received from them. */
+  serverMessages: number;
+  bytesSent: number;
+  bytesReceived: number;
 }
 
 /**
@@ -59,7 +63,14 @@ export class Node implements PubSubHandler {
   readonly opts: NodeOptions;
   readonly deps: NodeDeps;
   readonly sessions = new Map<string, Session>();
-  readonly stats: NodeStats = { failedAuths: 0, failedClientMessages: 0, clientMessages: 0 };
+  readonly stats: NodeStats = {
+    failedAuths: 0,
+    failedClientMessages: 0,
+    clientMessages: 0,
+    serverMessages: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+  };
   #shuttingDown = false;
   #keepalive?: ReturnType<typeof setInterval>;
 
@@ -90,6 +101,7 @@ export class Node implements PubSubHandler {
       transport: req.transport,
       logger: this.deps.logger.child({ sid }),
       maxPending: this.opts.maxPending,
+      stats: this.stats,
     });
     this.sessions.set(sid, session);
     session.onClose(() => this.#cleanup(session));
@@ -101,6 +113,7 @@ export class Node implements PubSubHandler {
   receive(session: Session, frame: string): void {
     session.lastSeen = Date.now();
     this.stats.clientMessages++;
+    this.stats.bytesReceived += frame.length;
     let cmd: ClientCommand;
     try {
       cmd = decodeCommand(frame);

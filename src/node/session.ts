@@ -26,6 +26,8 @@ export interface SessionInit {
   logger: Logger;
   /** Outbound bytes that may wait before the client is disconnected as too_slow. */
   maxPending: number;
+  /** Shared traffic counters (metrics). */
+  stats?: { serverMessages: number; bytesSent: number };
 }
 
 /**
@@ -49,6 +51,7 @@ export class Session implements Subscriber {
   /** When the last inbound frame arrived (ms), for pong enforcement. */
   lastSeen = Date.now();
   readonly #maxPending: number;
+  readonly #stats: { serverMessages: number; bytesSent: number };
   #tooSlow = false;
   #queue: Promise<void> = Promise.resolve();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
@@ -62,6 +65,7 @@ export class Session implements Subscriber {
     this.transport = init.transport;
     this.logger = init.logger;
     this.#maxPending = init.maxPending;
+    this.#stats = init.stats ?? { serverMessages: 0, bytesSent: 0 };
   }
 
   /** Live messages carry their stream position: ext protocol, and SSE (its event ids). */
@@ -94,6 +98,8 @@ export class Session implements Subscriber {
   sendFrame(frame: string): void {
     if (this.state === "closed") return;
     this.conn.send(frame);
+    this.#stats.serverMessages++;
+    this.#stats.bytesSent += frame.length;
     const pending = this.conn.bufferedAmount;
     if (pending !== undefined && pending > this.#maxPending && !this.#tooSlow) {
       // Once: the disconnect message itself goes through here.
