@@ -92,7 +92,9 @@ export class Node implements PubSubHandler {
 
   /** A transport has a new client; authentication starts at once, frames queue behind it. */
   open(conn: Connection, req: ConnectionRequest): Session {
-    const sid = req.headers.get("x-request-id") || nanoid();
+    // X-Request-ID becomes the sid, as in the reference, unless it is taken.
+    const requested = req.headers.get("x-request-id");
+    const sid = requested && !this.sessions.has(requested) ? requested : nanoid();
     const session = new Session({
       sid,
       ext: req.protocol === PROTOCOL_EXT_JSON,
