@@ -118,3 +118,21 @@ Deno.test("deno task compile builds one binary that serves clients", async () =>
     await Deno.remove(out, { recursive: true });
   }
 });
+
+Deno.test("a KV file that cannot be opened is a startup error naming the path", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "--port=0",
+      "--norpc",
+      "--broker=kv",
+      "--kv_path=/nonexistent-dir/cableway.db",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 1);
+  assert.match(new TextDecoder().decode(out.stderr), /\/nonexistent-dir\/cableway\.db/);
+});
