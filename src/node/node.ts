@@ -15,10 +15,11 @@ import {
 } from "../transport/connection.ts";
 import { nanoid } from "../util/nanoid.ts";
 import type { Authenticator } from "./authenticator.ts";
-import type { CommandResult, Controller } from "./controller.ts";
-import { type Extras, handleExtraCommand, presenceJoin, presenceLeaveAll } from "./extras.ts";
+import type { Controller } from "./controller.ts";
+import { handleExtraCommand } from "./extras.ts";
+import { findSubscription, perform, subscribe, unsubscribe } from "./commands.ts";
 import { replayHistory } from "./history.ts";
-import { Session, type Subscription } from "./session.ts";
+import { Session } from "./session.ts";
 import { commitSession, restoreSession } from "./session_cache.ts";
 import { mergeState } from "./state.ts";
 
@@ -250,13 +251,13 @@ export class Node implements PubSubHandler {
     if (session.state !== "connected") return;
     switch (cmd.command) {
       case "subscribe":
-        return await this.#subscribe(session, cmd);
+        return await subscribe(this, session, cmd);
       case "unsubscribe":
-        return await this.#unsubscribe(session, cmd);
+        return await unsubscribe(this, session, cmd);
       case "message":
-        return await this.#perform(session, cmd);
+        return await perform(this, session, cmd);
       case "history": {
-        const sub = this.#subscription(session, cmd);
+        const sub = findSubscription(session, cmd);
         if (!sub || !cmd.identifier) return;
         if (!cmd.history || typeof cmd.history !== "object") {
           session.logger.warn("history command without a history request");
@@ -270,7 +271,7 @@ export class Node implements PubSubHandler {
       case "pong":
         return;
       default:
-        if (await handleExtraCommand(this as unknown as Extras, session, cmd)) return;
+        if (await handleExtraCommand(this, session, cmd)) return;
         this.stats.failedClientMessages++;
         session.logger.warn("unknown command", { command: cmd.command });
         session.send({
@@ -279,171 +280,6 @@ export class Node implements PubSubHandler {
           message: `unknown command: ${cmd.command}`,
         });
     }
-  }
-
-  #subscription(session: Session, cmd: ClientCommand): Subscription | undefined {
-    if (!cmd.identifier) {
-      session.logger.warn(`${cmd.command} without an identifier`);
-      session.send({
-        type: "error",
-        reason: "invalid_message",
-        message: `${cmd.command} needs an identifier`,
-      });
-      return undefined;
-    }
-    const sub = session.subscriptions.get(cmd.identifier);
-    if (!sub) {
-      session.logger.warn(`${cmd.command} for an unknown subscription`, {
-        identifier: cmd.identifier,
-      });
-    }
-    return sub;
-  }
-
-  async #subscribe(session: Session, cmd: ClientCommand): Promise<void> {
-    const identifier = cmd.identifier;
-    if (!identifier) {
-      this.#subscription(session, cmd);
-      return;
-    }
-    if (session.subscriptions.has(identifier)) {
-      session.logger.warn("already subscribed", { identifier });
-      return;
-    }
-    const sub: Subscription = { istate: {}, streams: new Set() };
-    // Live messages wait while the requested history is replayed.
-    if (cmd.history) sub.replayBuffer = [];
-    let res: CommandResult;
-    try {
-      res = await this.deps.controller.subscribe(
-        { sid: session.sid, env: session.callEnv(), identifiers: session.identifiers },
-        identifier,
-      );
-    } catch (err) {
-      session.logger.error("subscribe failed", { identifier, error: err });
-      session.send({ type: "reject_subscription", identifier });
-      return;
-    }
-    if (res.status === Status.SUCCESS) session.subscriptions.set(identifier, sub);
-    else if (res.status === Status.ERROR) {
-      session.logger.error("subscribe returned an error", { identifier, error_msg: res.error_msg });
-      session.send({ type: "reject_subscription", identifier });
-      return;
-    }
-    this.applyResult(session, identifier, res);
-    if (res.status !== Status.SUCCESS) return;
-    await commitSession(this, session);
-    if (cmd.history && typeof cmd.history === "object") {
-      await replayHistory(this, session, identifier, sub, cmd.history);
-    }
-    sub.replayBuffer = undefined;
-    if (cmd.presence) {
-      await presenceJoin(this as unknown as Extras, session, identifier, cmd.presence);
-    }
-  }
-
-  async #unsubscribe(session: Session, cmd: ClientCommand): Promise<void> {
-    const sub = this.#subscription(session, cmd);
-    const identifier = cmd.identifier;
-    if (!sub || !identifier) return;
-    let res: CommandResult;
-    try {
-      res = await this.deps.controller.unsubscribe(
-        {
-          sid: session.sid,
-          env: session.callEnv(identifier),
-          identifiers: session.identifiers,
-        },
-        identifier,
-      );
-    } catch (err) {
-      session.logger.error("unsubscribe failed", { identifier, error: err });
-      res = { status: Status.ERROR };
-    }
-    if (res.status === Status.ERROR) {
-      session.logger.error("unsubscribe returned an error", { identifier });
-      return;
-    }
-    this.applyResult(session, identifier, { ...res, streams: [], stop_streams: true });
-    await presenceLeaveAll(this as unknown as Extras, session, identifier);
-    session.subscriptions.delete(identifier);
-    await commitSession(this, session);
-  }
-
-  async #perform(session: Session, cmd: ClientCommand): Promise<void> {
-    const sub = this.#subscription(session, cmd);
-    const identifier = cmd.identifier;
-    if (!sub || !identifier) return;
-    if (typeof cmd.data !== "string") {
-      session.logger.warn("message data must be a JSON string", { identifier });
-      session.send({
-        type: "error",
-        reason: "invalid_message",
-        message: "data must be a string",
-      });
-      return;
-    }
-    let res: CommandResult;
-    try {
-      res = await this.deps.controller.perform(
-        { sid: session.sid, env: session.callEnv(identifier), identifiers: session.identifiers },
-        identifier,
-        cmd.data,
-      );
-    } catch (err) {
-      session.logger.error("perform failed", { identifier, error: err });
-      return;
-    }
-    if (res.status === Status.ERROR) {
-      session.logger.error("perform returned an error", { identifier, error_msg: res.error_msg });
-      return;
-    }
-    if (this.applyResult(session, identifier, res)) await commitSession(this, session);
-  }
-
-  /**
-   * Applies a Command result in the reference's order; returns whether state changed.
-   * Closes the session afterwards when the backend asked for it.
-   */
-  applyResult(session: Session, identifier: string, res: CommandResult): boolean {
-    if (res.interest) session.interest = true;
-    const sub = session.subscriptions.get(identifier);
-    let changed = false;
-    if (sub) {
-      if (res.stop_streams) {
-        for (const stream of sub.streams) this.deps.hub.unsubscribe(session, stream, identifier);
-        changed ||= sub.streams.size > 0;
-        sub.streams.clear();
-      } else {
-        for (const stream of res.stopped_streams ?? []) {
-          if (sub.streams.delete(stream)) {
-            this.deps.hub.unsubscribe(session, stream, identifier);
-            changed = true;
-          }
-        }
-      }
-      for (const stream of res.streams ?? []) {
-        if (!sub.streams.has(stream)) {
-          sub.streams.add(stream);
-          this.deps.hub.subscribe(session, stream, identifier);
-          changed = true;
-        }
-      }
-      changed = mergeState(sub.istate, res.env?.istate) || changed;
-    }
-    changed = mergeState(session.cstate, res.env?.cstate) || changed;
-    for (const t of res.transmissions ?? []) session.sendFrame(t);
-    if (res.presence && sub) {
-      session.enqueue(() =>
-        handleExtraCommand(this as unknown as Extras, session, {
-          command: res.presence!.type === "join" ? "join" : "leave",
-          identifier,
-          presence: { id: res.presence!.id, info: parseInfo(res.presence!.info) },
-        }).then(() => {})
-      );
-    }
-    if (res.disconnect) session.close(CLOSE_NORMAL, "Command Failed");
-    return changed;
   }
 
   #forwardedHeaders(req: ConnectionRequest): Record<string, string> {
@@ -510,14 +346,5 @@ export class Node implements PubSubHandler {
           .catch(() => {});
       }
     }).catch((err) => this.deps.logger.warn("presence expiry failed", { error: err }));
-  }
-}
-
-function parseInfo(info: string | undefined): unknown {
-  if (info === undefined) return undefined;
-  try {
-    return JSON.parse(info);
-  } catch {
-    return info;
   }
 }

@@ -1,0 +1,198 @@
+import type { ClientCommand } from "../protocol/messages.ts";
+import { Status } from "../rpc/rpc_client.ts";
+import { CLOSE_NORMAL } from "../transport/connection.ts";
+import type { CommandResult } from "./controller.ts";
+import { handleExtraCommand, presenceJoin, presenceLeaveAll } from "./extras.ts";
+import { replayHistory } from "./history.ts";
+import type { Node } from "./node.ts";
+import type { Session, Subscription } from "./session.ts";
+import { commitSession } from "./session_cache.ts";
+import { mergeState } from "./state.ts";
+
+/** Channel commands: subscribe, unsubscribe, perform, and applying a Command result. */
+
+export function findSubscription(
+  session: Session,
+  cmd: ClientCommand,
+): Subscription | undefined {
+  if (!cmd.identifier) {
+    session.logger.warn(`${cmd.command} without an identifier`);
+    session.send({
+      type: "error",
+      reason: "invalid_message",
+      message: `${cmd.command} needs an identifier`,
+    });
+    return undefined;
+  }
+  const sub = session.subscriptions.get(cmd.identifier);
+  if (!sub) {
+    session.logger.warn(`${cmd.command} for an unknown subscription`, {
+      identifier: cmd.identifier,
+    });
+  }
+  return sub;
+}
+
+export async function subscribe(node: Node, session: Session, cmd: ClientCommand): Promise<void> {
+  const identifier = cmd.identifier;
+  if (!identifier) {
+    findSubscription(session, cmd);
+    return;
+  }
+  if (session.subscriptions.has(identifier)) {
+    session.logger.warn("already subscribed", { identifier });
+    return;
+  }
+  const sub: Subscription = { istate: {}, streams: new Set() };
+  // Live messages wait while the requested history is replayed.
+  if (cmd.history) sub.replayBuffer = [];
+  let res: CommandResult;
+  try {
+    res = await node.deps.controller.subscribe(
+      { sid: session.sid, env: session.callEnv(), identifiers: session.identifiers },
+      identifier,
+    );
+  } catch (err) {
+    session.logger.error("subscribe failed", { identifier, error: err });
+    session.send({ type: "reject_subscription", identifier });
+    return;
+  }
+  if (res.status === Status.SUCCESS) session.subscriptions.set(identifier, sub);
+  else if (res.status === Status.ERROR) {
+    session.logger.error("subscribe returned an error", { identifier, error_msg: res.error_msg });
+    session.send({ type: "reject_subscription", identifier });
+    return;
+  }
+  applyResult(node, session, identifier, res);
+  if (res.status !== Status.SUCCESS) return;
+  await commitSession(node, session);
+  if (cmd.history && typeof cmd.history === "object") {
+    await replayHistory(node, session, identifier, sub, cmd.history);
+  }
+  sub.replayBuffer = undefined;
+  if (cmd.presence) {
+    await presenceJoin(node, session, identifier, cmd.presence);
+  }
+}
+
+export async function unsubscribe(
+  node: Node,
+  session: Session,
+  cmd: ClientCommand,
+): Promise<void> {
+  const sub = findSubscription(session, cmd);
+  const identifier = cmd.identifier;
+  if (!sub || !identifier) return;
+  let res: CommandResult;
+  try {
+    res = await node.deps.controller.unsubscribe(
+      {
+        sid: session.sid,
+        env: session.callEnv(identifier),
+        identifiers: session.identifiers,
+      },
+      identifier,
+    );
+  } catch (err) {
+    session.logger.error("unsubscribe failed", { identifier, error: err });
+    res = { status: Status.ERROR };
+  }
+  if (res.status === Status.ERROR) {
+    session.logger.error("unsubscribe returned an error", { identifier });
+    return;
+  }
+  applyResult(node, session, identifier, { ...res, streams: [], stop_streams: true });
+  await presenceLeaveAll(node, session, identifier);
+  session.subscriptions.delete(identifier);
+  await commitSession(node, session);
+}
+
+export async function perform(node: Node, session: Session, cmd: ClientCommand): Promise<void> {
+  const sub = findSubscription(session, cmd);
+  const identifier = cmd.identifier;
+  if (!sub || !identifier) return;
+  if (typeof cmd.data !== "string") {
+    session.logger.warn("message data must be a JSON string", { identifier });
+    session.send({
+      type: "error",
+      reason: "invalid_message",
+      message: "data must be a string",
+    });
+    return;
+  }
+  let res: CommandResult;
+  try {
+    res = await node.deps.controller.perform(
+      { sid: session.sid, env: session.callEnv(identifier), identifiers: session.identifiers },
+      identifier,
+      cmd.data,
+    );
+  } catch (err) {
+    session.logger.error("perform failed", { identifier, error: err });
+    return;
+  }
+  if (res.status === Status.ERROR) {
+    session.logger.error("perform returned an error", { identifier, error_msg: res.error_msg });
+    return;
+  }
+  if (applyResult(node, session, identifier, res)) await commitSession(node, session);
+}
+
+/**
+ * Applies a Command result in the reference's order; returns whether state changed.
+ * Closes the session afterwards when the backend asked for it.
+ */
+export function applyResult(
+  node: Node,
+  session: Session,
+  identifier: string,
+  res: CommandResult,
+): boolean {
+  if (res.interest) session.interest = true;
+  const sub = session.subscriptions.get(identifier);
+  let changed = false;
+  if (sub) {
+    if (res.stop_streams) {
+      for (const stream of sub.streams) node.deps.hub.unsubscribe(session, stream, identifier);
+      changed ||= sub.streams.size > 0;
+      sub.streams.clear();
+    } else {
+      for (const stream of res.stopped_streams ?? []) {
+        if (sub.streams.delete(stream)) {
+          node.deps.hub.unsubscribe(session, stream, identifier);
+          changed = true;
+        }
+      }
+    }
+    for (const stream of res.streams ?? []) {
+      if (!sub.streams.has(stream)) {
+        sub.streams.add(stream);
+        node.deps.hub.subscribe(session, stream, identifier);
+        changed = true;
+      }
+    }
+    changed = mergeState(sub.istate, res.env?.istate) || changed;
+  }
+  changed = mergeState(session.cstate, res.env?.cstate) || changed;
+  for (const t of res.transmissions ?? []) session.sendFrame(t);
+  if (res.presence && sub) {
+    session.enqueue(() =>
+      handleExtraCommand(node, session, {
+        command: res.presence!.type === "join" ? "join" : "leave",
+        identifier,
+        presence: { id: res.presence!.id, info: parseInfo(res.presence!.info) },
+      }).then(() => {})
+    );
+  }
+  if (res.disconnect) session.close(CLOSE_NORMAL, "Command Failed");
+  return changed;
+}
+
+function parseInfo(info: string | undefined): unknown {
+  if (info === undefined) return undefined;
+  try {
+    return JSON.parse(info);
+  } catch {
+    return info;
+  }
+}
