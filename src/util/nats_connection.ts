@@ -1,9 +1,11 @@
 /**
  * One NATS connection (nats.js) with endless reconnection and the "nats unavailable, retrying"
  * / "nats connection restored" log lines shared by every NATS adapter. nats.js re-subscribes
- * by itself after a reconnect and buffers publishes made while disconnected.
+ * by itself after a reconnect; publishes made while disconnected are dropped by nats.js (it
+ * resets its outbound buffer on every dial), so callers check `connected` and refuse instead.
  */
-import { connect, type NatsConnection } from "nats";
+import type { NatsConnection, Status } from "nats";
+import { connectGuarded } from "./nats_transport.ts";
 import type { Logger } from "../logger/logger.ts";
 
 export class NatsUnavailableError extends Error {
@@ -28,13 +30,18 @@ export interface NatsLinkOptions {
 export class NatsLink {
   readonly nc: NatsConnection;
   readonly #logger: Logger;
+  readonly #status: AsyncIterable<Status> & { stop?: () => void };
   readonly #monitor: Promise<void>;
   #closed = false;
+  #connected = true;
 
   private constructor(nc: NatsConnection, logger: Logger) {
     this.nc = nc;
     this.#logger = logger;
+    this.#status = nc.status();
     this.#monitor = this.#watch();
+    // nats.js does not end status iterators when the connection closes.
+    nc.closed().then(() => this.#status.stop?.(), () => this.#status.stop?.());
   }
 
   /** Connects; rejects with NatsUnavailableError when NATS cannot be reached. */
@@ -42,7 +49,7 @@ export class NatsLink {
     const servers = serverList(opts.servers);
     const logger = opts.logger.child({ nats: servers.map(describeServer).join(",") });
     try {
-      const nc = await connect({
+      const nc = await connectGuarded({
         servers,
         name: opts.name ?? "cableway",
         timeout: opts.connectTimeoutMs ?? 5000,
@@ -61,6 +68,11 @@ export class NatsLink {
     }
   }
 
+  /** False between a disconnect and the following reconnect. */
+  get connected(): boolean {
+    return this.#connected && !this.closed;
+  }
+
   get closed(): boolean {
     return this.#closed || this.nc.isClosed();
   }
@@ -72,21 +84,24 @@ export class NatsLink {
     if (!this.nc.isClosed()) {
       await this.nc.close().catch(() => {});
     }
+    this.#status.stop?.();
     await this.#monitor;
   }
 
   async #watch(): Promise<void> {
     let down = false;
     try {
-      for await (const status of this.nc.status()) {
+      for await (const status of this.#status) {
         switch (status.type) {
           case "disconnect":
+            this.#connected = false;
             if (!down && !this.#closed) {
               down = true;
               this.#logger.warn("nats unavailable, retrying", { server: String(status.data) });
             }
             break;
           case "reconnect":
+            this.#connected = true;
             if (down) {
               down = false;
               this.#logger.info("nats connection restored", { server: String(status.data) });

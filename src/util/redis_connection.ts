@@ -2,7 +2,7 @@
  * One Redis connection (node-redis, RESP2) with reconnection backoff and the "redis
  * unavailable, retrying" / "redis connection restored" log lines shared by every Redis adapter.
  */
-import { createClient } from "redis";
+import { createClient, ErrorReply } from "redis";
 import type { Logger } from "../logger/logger.ts";
 
 export class RedisUnavailableError extends Error {
@@ -191,9 +191,14 @@ export class RedisConnection {
   }
 }
 
+/** True for an error reply sent by Redis (as opposed to a connection failure). */
+export function isServerError(err: unknown): boolean {
+  return err instanceof ErrorReply;
+}
+
 /** True for a Redis error reply whose code is `code` (e.g. "NOGROUP", "BUSYGROUP"). */
 export function isReplyError(err: unknown, code: string): boolean {
-  return err instanceof Error && err.message.startsWith(`${code} `);
+  return err instanceof ErrorReply && err.message.startsWith(`${code} `);
 }
 
 function describeUrl(url: string): string {
