@@ -274,7 +274,20 @@ export class NatsBroker implements Broker {
     const js = link.nc.jetstream({ timeout: 5000 });
     const prefix = this.#opts.prefix ?? "cableway";
     const { historyTtl, sessionsTtl, presenceTtl } = this.#opts;
-    const open = (name: string, ttlMs?: number) =>
+    // Several nodes starting together race to create the buckets: the loser gets
+    // "subjects overlap" / "already in use" and simply binds to the winner's bucket.
+    const open = async (name: string, ttlMs?: number) => {
+      for (let attempt = 0;; attempt++) {
+        try {
+          return await create(name, ttlMs);
+        } catch (err) {
+          const raced = /overlap|already in use|exists/i.test(String(err));
+          if (!raced || attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 20 * (attempt + 1)));
+        }
+      }
+    };
+    const create = (name: string, ttlMs?: number) =>
       js.views.kv(
         `${prefix}_${name}`,
         {
