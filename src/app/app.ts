@@ -10,6 +10,7 @@ import { Node } from "../node/node.ts";
 import { NoRpcController } from "../node/norpc_controller.ts";
 import { Publisher } from "../node/publisher.ts";
 import { DisconnectQueue } from "../rpc/disconnect_queue.ts";
+import { GrpcRpcClient } from "../rpc/grpc_rpc_client.ts";
 import { HttpRpcClient } from "../rpc/http_rpc_client.ts";
 import { RpcCaller } from "../rpc/rpc_caller.ts";
 import type { RpcClient } from "../rpc/rpc_client.ts";
@@ -72,10 +73,13 @@ function createRpcClient(config: Config, keys: Keys): RpcClient {
       requestTimeout: config.rpc_request_timeout,
     });
   }
-  return new UnavailableRpcClient(
-    `gRPC RPC is not available in this build (rpc_host ${config.rpc_host}): ` +
-      "use an http(s):// --rpc_host, or --norpc",
-  );
+  if (impl === "grpc") {
+    return new GrpcRpcClient({
+      host: config.rpc_host,
+      requestTimeout: config.rpc_request_timeout,
+    });
+  }
+  return new UnavailableRpcClient(`unknown rpc_impl ${JSON.stringify(impl)}: use http or grpc`);
 }
 
 /** The composition root: builds every part from the resolved config and starts serving. */

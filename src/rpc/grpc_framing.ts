@@ -1,0 +1,73 @@
+/**
+ * gRPC over HTTP/2 message framing (length-prefixed messages) and the header values that go
+ * with it: `grpc-timeout` encoding and `grpc-message` percent-decoding.
+ */
+
+const PREFIX = 5;
+/** Refuse to buffer more than this for one response message. */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/** A response body that is not a valid sequence of gRPC messages. */
+export class GrpcFramingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "GrpcFramingError";
+  }
+}
+
+/** Prefixes `message` with the uncompressed flag and its big-endian length. */
+export function encodeGrpcFrame(message: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(PREFIX + message.length);
+  const view = new DataView(frame.buffer);
+  view.setUint8(0, 0);
+  view.setUint32(1, message.length);
+  frame.set(message, PREFIX);
+  return frame;
+}
+
+/** Accumulates DATA chunks and splits them into messages. */
+export class GrpcFrameReader {
+  readonly messages: Uint8Array[] = [];
+  #buf = new Uint8Array(0);
+
+  push(chunk: Uint8Array): void {
+    const joined = new Uint8Array(this.#buf.length + chunk.length);
+    joined.set(this.#buf);
+    joined.set(chunk, this.#buf.length);
+    this.#buf = joined;
+    while (this.#buf.length >= PREFIX) {
+      const view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
+      const flag = view.getUint8(0);
+      const length = view.getUint32(1);
+      if (flag !== 0) throw new GrpcFramingError(`unsupported compressed message (flag ${flag})`);
+      if (length > MAX_MESSAGE_BYTES) {
+        throw new GrpcFramingError(`message of ${length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+      }
+      if (this.#buf.length < PREFIX + length) return;
+      this.messages.push(this.#buf.slice(PREFIX, PREFIX + length));
+      this.#buf = this.#buf.slice(PREFIX + length);
+    }
+  }
+
+  /** Bytes of an incomplete trailing message. */
+  get leftover(): number {
+    return this.#buf.length;
+  }
+}
+
+/** `grpc-timeout` value for a deadline `ms` from now (at most 8 digits per the spec). */
+export function formatGrpcTimeout(ms: number): string {
+  const value = Math.max(1, Math.ceil(ms));
+  if (value < 1e8) return `${value}m`;
+  return `${Math.min(99_999_999, Math.ceil(value / 1000))}S`;
+}
+
+/** Decodes a percent-encoded `grpc-message`; returns the raw text when malformed. */
+export function decodeGrpcMessage(value: string | undefined): string {
+  if (!value) return "";
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
