@@ -38,9 +38,9 @@ export function grpcStatusError(
   message: string,
 ): RpcUnavailableError | RpcTimeoutError | RpcResponseError {
   const text = `${method}: gRPC ${grpcCodeName(code)}${message ? `: ${message}` : ""}`;
-  if (code === GrpcCode.UNAVAILABLE || code === GrpcCode.RESOURCE_EXHAUSTED) {
-    return new RpcUnavailableError(text);
-  }
+  if (code === GrpcCode.UNAVAILABLE) return new RpcUnavailableError(text);
+  // A saturated backend is retried sooner (10 ms steps) than an unreachable one.
+  if (code === GrpcCode.RESOURCE_EXHAUSTED) return new RpcUnavailableError(text, { retryBase: 10 });
   if (code === GrpcCode.DEADLINE_EXCEEDED) return new RpcTimeoutError(text);
   return new RpcResponseError(text);
 }

@@ -83,7 +83,10 @@ export class RpcCaller {
             ? err
             : new RpcTimeoutError(`${name}: no answer within the call budget`, { cause: err });
         }
-        delay = this.#opts.retryBase * 2 ** attempt;
+        const base = err instanceof RpcUnavailableError && err.retryBase !== undefined
+          ? err.retryBase
+          : this.#opts.retryBase;
+        delay = base * 2 ** attempt;
         if (!(err instanceof RpcUnavailableError) || Date.now() + delay >= deadline) {
           this.stats.errors++;
           throw err;

@@ -82,11 +82,15 @@ export interface RpcClient {
   close(): Promise<void>;
 }
 
-/** The backend could not be reached; safe to retry. */
+/** The backend could not be reached (or is saturated); safe to retry. */
 export class RpcUnavailableError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
+  /** First retry delay in ms (doubled per attempt); the caller's default when unset. */
+  readonly retryBase?: number;
+
+  constructor(message: string, options?: ErrorOptions & { retryBase?: number }) {
     super(message, options);
     this.name = "RpcUnavailableError";
+    this.retryBase = options?.retryBase;
   }
 }
 
