@@ -4,6 +4,7 @@ import { createCable } from "@anycable/core";
 import { FakeRpc } from "./support/fake_rpc.ts";
 import { startServer } from "./support/server.ts";
 import { WsClient } from "./support/ws_client.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const EXT = "actioncable-v1-ext-json";
 const chat = JSON.stringify({ channel: "ChatChannel", stream: "chat" });
@@ -211,7 +212,7 @@ Deno.test("@anycable/core restores its session after a network cut and catches u
     session.conn.close(4000, "network cut");
     await server.broadcast({ stream: "chat", data: JSON.stringify({ n: 2 }) });
     // The client reconnects after its own backoff (a few seconds, randomized).
-    await waitUntil(() => got.length === 2, 20000);
+    await waitUntil(() => got.length === 2, "the restored delivery", 20000);
     assert.deepEqual(got, [{ n: 1 }, { n: 2 }]);
     assert.equal(rpc.calls("connect").length, 1, "restored without a Connect call");
   } finally {
@@ -257,11 +258,3 @@ Deno.test("per-client ping interval and precision", async () => {
     await server.stop();
   }
 });
-
-async function waitUntil(pred: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

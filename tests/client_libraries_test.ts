@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { createCable } from "@anycable/core";
 import { FakeRpc } from "./support/fake_rpc.ts";
 import { startServer } from "./support/server.ts";
+import { waitUntil } from "./support/wait.ts";
 
 // @rails/actioncable looks for a browser document (visibility changes) and a global logger.
 const g = globalThis as Record<string, unknown>;
@@ -26,14 +27,6 @@ adapters.WebSocket = BrowserLikeWebSocket;
 
 function deferred<T>() {
   return Promise.withResolvers<T>();
-}
-
-async function until(pred: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 function chatBackend(): FakeRpc {
@@ -98,10 +91,10 @@ Deno.test("@rails/actioncable: connect, subscribe, perform, broadcast, stop stre
     });
     await connected.promise;
     sub.perform("speak", { text: "hi" });
-    await until(() => received.length === 1);
+    await waitUntil(() => received.length === 1);
     assert.deepEqual(received[0], { said: "hi" });
     await server.broadcast({ stream: "room_42", data: JSON.stringify({ from: "server" }) });
-    await until(() => received.length === 2);
+    await waitUntil(() => received.length === 2);
     assert.deepEqual(received[1], { from: "server" });
 
     const rejected = deferred<void>();
@@ -166,9 +159,9 @@ Deno.test("@anycable/core: ext protocol, channel messages, server restart notice
     const messages: unknown[] = [];
     channel.on("message", (m: unknown) => messages.push(m));
     await channel.perform("speak", { text: "yo" });
-    await until(() => messages.length === 1);
+    await waitUntil(() => messages.length === 1);
     await server.broadcast({ stream: "room_7", data: JSON.stringify({ n: 1 }) });
-    await until(() => messages.length === 2);
+    await waitUntil(() => messages.length === 2);
     assert.deepEqual(messages, [{ said: "yo" }, { n: 1 }]);
 
     const gone = deferred<{ reason?: string }>();

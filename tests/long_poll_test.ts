@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { FakeRpc } from "./support/fake_rpc.ts";
 import { startServer, type TestServer } from "./support/server.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const pubsub = (stream: string) => JSON.stringify({ channel: "$pubsub", stream_name: stream });
 const chat = JSON.stringify({ channel: "ChatChannel", stream: "room_1" });
@@ -40,13 +41,6 @@ async function lp(
 }
 
 /** Bounded wait for a condition the test cannot observe as an event. */
-async function waitUntil(pred: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Waits until the server has held `n` polls (it logs each one at debug level). */
 const pollsHeld = (server: TestServer, n: number) =>
@@ -83,7 +77,11 @@ Deno.test("long polling: subscribe, receive a broadcast in a later poll, expire 
 
     // The client stops polling: the session is gone after the keep-alive timeout.
     assert.equal(server.app.node.sessions.size, 1);
-    await waitUntil(() => server.app.node.sessions.size === 0, "the session to expire", 3000);
+    await waitUntil(
+      () => server.app.node.sessions.size === 0,
+      "the session to expire",
+      3000,
+    );
     const late = await lp(server, { id: open.id! });
     assert.equal(late.status, 401);
     assert.deepEqual(late.lines, [

@@ -4,6 +4,7 @@ import { resumeHistory, subscriptionFromQuery } from "../src/transport/sse_reque
 import { FakeRpc } from "./support/fake_rpc.ts";
 import { startServer, type TestServer } from "./support/server.ts";
 import { WsClient } from "./support/ws_client.ts";
+import { waitUntil } from "./support/wait.ts";
 
 interface SseEvent {
   event?: string;
@@ -99,13 +100,6 @@ function parseEvent(block: string): SseEvent {
 }
 
 /** Bounded wait for a condition the test cannot observe as an event. */
-async function waitUntil(pred: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const noSessions = (server: TestServer) =>
   waitUntil(() => server.app.node.sessions.size === 0, "sessions to close");

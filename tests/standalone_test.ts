@@ -6,17 +6,10 @@ import { signStream } from "../src/identity/signed_stream.ts";
 import { FakeRpc } from "./support/fake_rpc.ts";
 import { startServer } from "./support/server.ts";
 import { WsClient } from "./support/ws_client.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const SECRET = "standalone-secret";
 const EXT = "actioncable-v1-ext-json";
-
-async function waitUntil(pred: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 Deno.test("@anycable/core with a JWT and signed streams: no request reaches the backend", async () => {
   const rpc = new FakeRpc();
