@@ -1,0 +1,28 @@
+/**
+ * Bundles the chat page's script (demo/client/chat.ts and @anycable/web from npm) for the
+ * browser with `deno bundle`, in memory, once per start: nothing generated is committed.
+ */
+
+const ROOT = new URL("../", import.meta.url);
+
+export async function bundleClient(): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "bundle",
+      "--quiet",
+      "--platform=browser",
+      "--minify",
+      "--config",
+      new URL("deno.json", ROOT).pathname,
+      new URL("demo/client/chat.ts", ROOT).pathname,
+    ],
+    cwd: ROOT.pathname,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+  }).output();
+  const js = new TextDecoder().decode(stdout);
+  if (code !== 0 || !js.trim()) {
+    throw new Error(`deno bundle failed (exit ${code}): ${new TextDecoder().decode(stderr)}`);
+  }
+  return js;
+}
