@@ -72,8 +72,9 @@ export class Hub {
     const exclude = msg.meta?.exclude_socket;
     const plain = new Map<string, string>();
     const ext = new Map<string, string>();
-    // Snapshot: a delivery may close a slow session, which unsubscribes it.
-    for (const [sub, ids] of [...subs]) {
+    // A delivery may close a slow session, which unsubscribes it: Map iteration tolerates
+    // deletion (removed entries are skipped), so no snapshot is needed on this hot path.
+    for (const [sub, ids] of subs) {
       if (exclude !== undefined && sub.sid === exclude) continue;
       const cache = sub.positions ? ext : plain;
       for (const identifier of ids) {
