@@ -49,3 +49,17 @@ Deno.test("hub sends null data as a raw string and honours broadcast_type", () =
   hub.broadcast({ stream: "s", data: "null", meta: { broadcast_type: "event" } });
   assert.deepEqual(JSON.parse(a.frames[0]), { identifier: "i", message: "null", type: "event" });
 });
+
+Deno.test("a subscriber that leaves during a delivery does not disturb the others", () => {
+  const hub = new Hub();
+  const others = [new Recorder("x"), new Recorder("y")];
+  const leaver = new Recorder("slow");
+  leaver.deliver = () => hub.unsubscribe(leaver, "s", "i");
+  hub.subscribe(others[0], "s", "i");
+  hub.subscribe(leaver, "s", "i");
+  hub.subscribe(others[1], "s", "i");
+  hub.broadcast({ stream: "s", data: "1" });
+  hub.broadcast({ stream: "s", data: "2" });
+  assert.deepEqual(others.map((o) => o.frames.length), [2, 2]);
+  assert.equal(hub.subscribersCount("s"), 2);
+});
