@@ -5,6 +5,7 @@ import type { Config } from "../config/options.ts";
 import type { Logger } from "../logger/logger.ts";
 import { LocalPubSub } from "../pubsub/local_pubsub.ts";
 import type { PubSub } from "../pubsub/pubsub.ts";
+import { INTERNAL_CHANNEL } from "../pubsub/pubsub_codec.ts";
 
 /**
  * Picks concrete adapters from the config. Network clients (Redis, NATS) are loaded with
@@ -39,15 +40,38 @@ export async function createBroker(config: Config, logger: Logger): Promise<Brok
   }
 }
 
+/**
+ * The pub/sub's channel for remote commands: `__anycable_internal__`, with `-int` appended when
+ * the fan-out broadcaster of the same kind (legacy `redis`, or `nats`) listens on that very
+ * name (shared/PROTOCOL.md §10), so publications and commands never share a channel.
+ */
+export function pubsubInternalChannel(config: Config): string {
+  const clash = config.pubsub === "redis"
+    ? config.broadcast_adapter.includes("redis") && config.redis_channel === INTERNAL_CHANNEL
+    : config.pubsub === "nats" &&
+      config.broadcast_adapter.includes("nats") && config.nats_channel === INTERNAL_CHANNEL;
+  return clash ? `${INTERNAL_CHANNEL}-int` : INTERNAL_CHANNEL;
+}
+
 export async function createPubSub(config: Config, logger: Logger): Promise<PubSub> {
+  const internalChannel = pubsubInternalChannel(config);
+  if (internalChannel !== INTERNAL_CHANNEL) {
+    logger.warn("broadcaster and pub/sub share a channel name; pub/sub commands moved", {
+      channel: internalChannel,
+    });
+  }
   switch (config.pubsub) {
     case "redis": {
       const { RedisPubSub } = await import("../pubsub/redis_pubsub.ts");
-      return new RedisPubSub({ url: config.redis_url, logger });
+      return new RedisPubSub({ url: config.redis_url, internalChannel, logger });
     }
     case "nats": {
       const { NatsPubSub } = await import("../pubsub/nats_pubsub.ts");
-      return new NatsPubSub({ servers: config.nats_servers, logger });
+      return new NatsPubSub({ servers: config.nats_servers, internalChannel, logger });
+    }
+    case "kv": {
+      const { KvPubSub } = await import("../pubsub/kv_pubsub.ts");
+      return new KvPubSub({ path: config.kv_path || undefined, logger });
     }
     default:
       return new LocalPubSub();

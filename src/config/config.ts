@@ -9,6 +9,8 @@ export class ConfigError extends Error {
 
 export interface ParsedArgs {
   config: Config;
+  /** Options given by a flag or an env var (presets and auto-wiring never override these). */
+  explicit: ReadonlySet<OptionName>;
   help: boolean;
   version: boolean;
   /** Warnings to print once a logger exists. */
@@ -20,11 +22,15 @@ type Env = { get(name: string): string | undefined };
 /** argv + env -> resolved Config. Flags win over env vars, env vars over defaults. */
 export function parseConfig(argv: string[], env: Env = Deno.env): ParsedArgs {
   const values: Record<string, unknown> = {};
+  const explicit = new Set<OptionName>();
   for (const name of Object.keys(OPTIONS) as OptionName[]) {
     values[name] = OPTIONS[name].default;
     for (const envName of envNames(name).reverse()) {
       const raw = env.get(envName);
-      if (raw !== undefined && raw !== "") values[name] = convert(name, raw, envName);
+      if (raw !== undefined && raw !== "") {
+        values[name] = convert(name, raw, envName);
+        explicit.add(name);
+      }
     }
   }
   let help = false;
@@ -52,10 +58,11 @@ export function parseConfig(argv: string[], env: Env = Deno.env): ParsedArgs {
     else if (i + 1 < argv.length) raw = argv[++i];
     else throw new ConfigError(`flag --${rawName} needs a value`);
     values[name] = convert(name, raw, `--${rawName}`);
+    explicit.add(name);
   }
   const warnings: string[] = [];
-  const config = resolve(values, warnings);
-  return { config, help, version, warnings };
+  const config = resolve(values, explicit, warnings);
+  return { config, explicit, help, version, warnings };
 }
 
 function convert(name: OptionName, raw: string, source: string): unknown {
@@ -90,12 +97,16 @@ const ONE_OF: Partial<Record<OptionName, string[]>> = {
   disconnect_mode: ["auto", "always", "never"],
   rpc_impl: ["", "http", "grpc"],
   broker: ["", "none", "memory", "kv", "redis", "nats"],
-  pubsub: ["", "none", "redis", "nats"],
+  pubsub: ["", "none", "redis", "nats", "kv"],
 };
 const ADAPTERS = ["http", "redis", "redisx", "nats"];
 const PRESETS = ["broker"];
 
-function resolve(values: Record<string, unknown>, warnings: string[]): Config {
+function resolve(
+  values: Record<string, unknown>,
+  explicit: ReadonlySet<OptionName>,
+  warnings: string[],
+): Config {
   for (const [name, allowed] of Object.entries(ONE_OF)) {
     if (!allowed.includes(values[name] as string)) {
       throw new ConfigError(
@@ -115,9 +126,8 @@ function resolve(values: Record<string, unknown>, warnings: string[]): Config {
   }
   if (values.broker === "none") values.broker = "";
   if (values.pubsub === "none") values.pubsub = "";
-  if ((values.presets as string[]).includes("broker") && values.broker === "") {
-    values.broker = "memory";
-  }
+  if ((values.presets as string[]).includes("broker")) applyBrokerPreset(values, explicit);
+  autoPubSub(values, explicit);
   if (values.debug) values.log_level = "debug";
   if (values.public) {
     values.noauth = true;
@@ -148,6 +158,45 @@ function resolve(values: Record<string, unknown>, warnings: string[]): Config {
     }
   }
   return Object.freeze(values) as unknown as Config;
+}
+
+/**
+ * `--presets=broker`: fills in (never overrides) broker, pub/sub and broadcast adapters.
+ * Redis given (--redis_url, ANYCABLE_REDIS_URL or REDIS_URL) -> redis broker, redis pub/sub,
+ * http+redisx; else NATS given (--nats_servers, ANYCABLE_NATS_SERVERS or NATS_URL) -> nats
+ * broker, nats pub/sub, http+nats; else the memory broker. See docs/cluster.md.
+ */
+function applyBrokerPreset(values: Record<string, unknown>, explicit: ReadonlySet<OptionName>) {
+  const fill = (name: OptionName, value: unknown) => {
+    if (!explicit.has(name)) values[name] = value;
+  };
+  if (explicit.has("redis_url")) {
+    fill("broker", "redis");
+    fill("pubsub", "redis");
+    fill("broadcast_adapter", ["http", "redisx"]);
+  } else if (explicit.has("nats_servers")) {
+    fill("broker", "nats");
+    fill("pubsub", "nats");
+    fill("broadcast_adapter", ["http", "nats"]);
+  } else {
+    fill("broker", "memory");
+  }
+}
+
+/**
+ * shared/PROTOCOL.md §10: without an explicit --pubsub, the Redis broker, the redisx adapter
+ * or a non-default Redis URL turn on Redis pub/sub; the NATS broker turns on NATS pub/sub.
+ */
+function autoPubSub(values: Record<string, unknown>, explicit: ReadonlySet<OptionName>) {
+  if (explicit.has("pubsub") || values.pubsub !== "") return;
+  if (values.broker === "redis") values.pubsub = "redis";
+  else if (values.broker === "nats") values.pubsub = "nats";
+  else if (
+    (values.broadcast_adapter as string[]).includes("redisx") ||
+    values.redis_url !== OPTIONS.redis_url.default
+  ) {
+    values.pubsub = "redis";
+  }
 }
 
 /** `--help` text, generated from the option table. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, helpText, parseConfig } from "./config.ts";
 import { OPTIONS } from "./options.ts";
+import { pubsubInternalChannel } from "../app/adapters.ts";
 
 const env = (vars: Record<string, string> = {}) => ({ get: (k: string) => vars[k] });
 
@@ -62,4 +63,137 @@ Deno.test("--public implies noauth, public streams and unauthenticated broadcast
 Deno.test("--help lists every option from the table", () => {
   const text = helpText("test");
   for (const name of Object.keys(OPTIONS)) assert.ok(text.includes(`--${name}`), name);
+});
+
+Deno.test("explicit records the options set by flags or env vars, nothing else", () => {
+  const { explicit } = parseConfig(
+    ["--port=1", "--redis-url", "redis://r:1"],
+    env({ NATS_URL: "n" }),
+  );
+  assert.deepEqual([...explicit].sort(), ["nats_servers", "port", "redis_url"]);
+  assert.equal(parseConfig([], env({ ANYCABLE_BROKER: "" })).explicit.size, 0);
+});
+
+Deno.test("--presets=broker alone picks the memory broker and nothing else", () => {
+  const { config } = parseConfig(["--presets=broker"], env());
+  assert.equal(config.broker, "memory");
+  assert.equal(config.pubsub, "");
+  assert.deepEqual(config.broadcast_adapter, ["http"]);
+});
+
+Deno.test("--presets=broker with Redis given: redis broker, redis pub/sub, http+redisx", () => {
+  for (
+    const [argv, vars] of [
+      [["--presets=broker", "--redis_url=redis://10.0.0.1:6379"], {}],
+      [["--presets=broker"], { REDIS_URL: "redis://cache:6379/2" }],
+      [[], { ANYCABLE_PRESETS: "broker", ANYCABLE_REDIS_URL: "redis://cache:6379" }],
+      // Given explicitly, even with the default value.
+      [["--presets=broker", "--redis_url=redis://localhost:6379"], {}],
+    ] as Array<[string[], Record<string, string>]>
+  ) {
+    const { config } = parseConfig(argv, env(vars));
+    assert.equal(config.broker, "redis", JSON.stringify(argv));
+    assert.equal(config.pubsub, "redis");
+    assert.deepEqual(config.broadcast_adapter, ["http", "redisx"]);
+  }
+});
+
+Deno.test("--presets=broker with NATS given: nats broker, nats pub/sub, http+nats", () => {
+  for (
+    const [argv, vars] of [
+      [["--presets=broker", "--nats_servers=nats://10.0.0.2:4222"], {}],
+      [["--presets=broker"], { NATS_URL: "nats://bus:4222" }],
+    ] as Array<[string[], Record<string, string>]>
+  ) {
+    const { config } = parseConfig(argv, env(vars));
+    assert.equal(config.broker, "nats");
+    assert.equal(config.pubsub, "nats");
+    assert.deepEqual(config.broadcast_adapter, ["http", "nats"]);
+  }
+  // Redis wins when both are given.
+  const both = parseConfig(
+    ["--presets=broker", "--nats_servers=nats://n:4222", "--redis_url=redis://r:6379"],
+    env(),
+  ).config;
+  assert.equal(both.broker, "redis");
+  assert.equal(both.pubsub, "redis");
+});
+
+Deno.test("--presets=broker never overrides values the user set", () => {
+  const a = parseConfig(
+    ["--presets=broker", "--redis_url=redis://r:6379", "--broker=memory", "--pubsub=none"],
+    env({ ANYCABLE_BROADCAST_ADAPTER: "http,redis" }),
+  ).config;
+  assert.equal(a.broker, "memory");
+  assert.equal(a.pubsub, "");
+  assert.deepEqual(a.broadcast_adapter, ["http", "redis"]);
+  const b = parseConfig(
+    ["--presets=broker", "--nats_servers=nats://n:4222", "--broadcast_adapter=http"],
+    env(),
+  ).config;
+  assert.equal(b.broker, "nats");
+  assert.equal(b.pubsub, "nats");
+  assert.deepEqual(b.broadcast_adapter, ["http"]);
+  // An explicit "none" stays none.
+  assert.equal(parseConfig(["--presets=broker", "--broker=none"], env()).config.broker, "");
+});
+
+Deno.test("pub/sub is auto-enabled by the redis broker, redisx, a non-default Redis URL, the nats broker", () => {
+  const pubsub = (argv: string[], vars: Record<string, string> = {}) =>
+    parseConfig(argv, env(vars)).config.pubsub;
+  assert.equal(pubsub([]), "");
+  assert.equal(pubsub(["--broker=memory"]), "");
+  assert.equal(pubsub(["--broker=kv"]), "");
+  assert.equal(pubsub(["--broadcast_adapter=http,redis"]), "");
+  assert.equal(pubsub(["--broadcast_adapter=nats"]), "");
+  assert.equal(pubsub(["--broker=redis"]), "redis");
+  assert.equal(pubsub(["--broadcast_adapter=http,redisx"]), "redis");
+  assert.equal(pubsub(["--broker=memory", "--redis_url=redis://cache:6379"]), "redis");
+  assert.equal(pubsub([], { REDIS_URL: "redis://cache:6379" }), "redis");
+  // The default URL given explicitly is not "Redis configured" (as in the reference).
+  assert.equal(pubsub(["--redis_url=redis://localhost:6379"]), "");
+  assert.equal(pubsub(["--broker=nats"]), "nats");
+  assert.equal(pubsub(["--broker=nats", "--broadcast_adapter=http,redisx"]), "nats");
+  // An explicit choice always wins, "none" included.
+  assert.equal(pubsub(["--broker=redis", "--pubsub=nats"]), "nats");
+  assert.equal(pubsub(["--broker=redis", "--pubsub=none"]), "");
+  assert.equal(pubsub(["--broker=redis"], { ANYCABLE_PUBSUB: "none" }), "");
+});
+
+Deno.test("the pub/sub command channel gets -int when the fan-out broadcaster uses its name", () => {
+  const channel = (argv: string[]) => pubsubInternalChannel(parseConfig(argv, env()).config);
+  assert.equal(
+    channel(["--pubsub=redis", "--broadcast_adapter=http,redis"]),
+    "__anycable_internal__",
+  );
+  assert.equal(
+    channel([
+      "--pubsub=redis",
+      "--broadcast_adapter=redis",
+      "--redis_channel=__anycable_internal__",
+    ]),
+    "__anycable_internal__-int",
+  );
+  // Same channel name but the legacy broadcaster is off: no clash.
+  assert.equal(
+    channel([
+      "--pubsub=redis",
+      "--broadcast_adapter=http",
+      "--redis_channel=__anycable_internal__",
+    ]),
+    "__anycable_internal__",
+  );
+  assert.equal(
+    channel(["--pubsub=nats", "--broadcast_adapter=nats", "--nats_channel=__anycable_internal__"]),
+    "__anycable_internal__-int",
+  );
+  // A Redis broadcaster never clashes with NATS pub/sub.
+  assert.equal(
+    channel([
+      "--pubsub=nats",
+      "--broadcast_adapter=redis",
+      "--redis_channel=__anycable_internal__",
+    ]),
+    "__anycable_internal__",
+  );
 });

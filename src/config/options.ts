@@ -51,7 +51,7 @@ export const OPTIONS = {
   max_message_size: int(65536, "server", "Maximum inbound WebSocket message size (bytes)"),
   ws_max_pending_size: int(1048576, "server", "Per-client outbound buffer limit (bytes)"),
   shutdown_timeout: int(30, "server", "Graceful shutdown timeout (seconds)"),
-  presets: list([], "server", "Configuration presets (broker)"),
+  presets: list([], "server", "Configuration presets (broker: fills broker/pubsub/adapters)"),
 
   // SSE and long polling
   sse: bool(false, "transports", "Enable Server-Sent Events"),
@@ -113,7 +113,11 @@ export const OPTIONS = {
     "NATS_URL",
   ]),
   nats_channel: str("__anycable__", "broadcast", "NATS broadcast subject"),
-  pubsub: str("", "broadcast", "Pub/sub between nodes (redis, nats); empty = single node"),
+  pubsub: str(
+    "",
+    "broadcast",
+    "Pub/sub between nodes (redis, nats, kv, none); empty = from broker/redisx/redis_url",
+  ),
 
   // Broker
   broker: str("", "broker", "Broker (memory, kv, redis, nats); empty = none"),

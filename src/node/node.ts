@@ -19,6 +19,7 @@ import type { Controller } from "./controller.ts";
 import { handleExtraCommand } from "./extras.ts";
 import { findSubscription, perform, subscribe, unsubscribe } from "./commands.ts";
 import { replayHistory } from "./history.ts";
+import { Pinger } from "./pinger.ts";
 import { Session } from "./session.ts";
 import { commitSession, restoreSession } from "./session_cache.ts";
 import { mergeState } from "./state.ts";
@@ -74,10 +75,12 @@ export class Node implements PubSubHandler {
   };
   #shuttingDown = false;
   #keepalive?: ReturnType<typeof setInterval>;
+  readonly #pinger: Pinger;
 
   constructor(opts: NodeOptions, deps: NodeDeps) {
     this.opts = opts;
     this.deps = deps;
+    this.#pinger = new Pinger({ pongTimeoutSeconds: opts.pongTimeout });
   }
 
   get shuttingDown(): boolean {
@@ -102,7 +105,7 @@ export class Node implements PubSubHandler {
       conn,
       env: { url: req.url, headers: this.#forwardedHeaders(req) },
       transport: req.transport,
-      logger: this.deps.logger.child({ sid }),
+      logger: this.deps.logger,
       maxPending: this.opts.maxPending,
       stats: this.stats,
     });
@@ -157,6 +160,7 @@ export class Node implements PubSubHandler {
   async shutdown(timeoutMs: number): Promise<void> {
     this.#shuttingDown = true;
     clearInterval(this.#keepalive);
+    this.#pinger.close();
     for (const session of [...this.sessions.values()]) {
       session.disconnect("server_restart", true, CLOSE_GOING_AWAY);
     }
@@ -225,26 +229,7 @@ export class Node implements PubSubHandler {
     if (interval <= 0 || session.transport === "poll") return;
     const ptp = params.get("ptp");
     const precision = ptp === "ms" || ptp === "ns" || ptp === "s" ? ptp : this.opts.pingPrecision;
-    const ping = () => {
-      const now = Date.now();
-      const message = precision === "s"
-        ? Math.floor(now / 1000)
-        : precision === "ms"
-        ? now
-        : now * 1_000_000;
-      session.send({ type: "ping", message });
-      if (session.ext && this.opts.pongTimeout > 0) {
-        const sent = Date.now();
-        session.setTimer(() => {
-          if (session.lastSeen < sent) session.disconnect("no_pong", true);
-        }, this.opts.pongTimeout * 1000);
-      }
-    };
-    const ms = interval * 1000;
-    session.setTimer(() => {
-      ping();
-      session.setTimer(ping, ms, true);
-    }, ms * (0.5 + Math.random()));
+    this.#pinger.add(session, interval, precision);
   }
 
   async #dispatch(session: Session, cmd: ClientCommand): Promise<void> {

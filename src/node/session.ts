@@ -40,7 +40,6 @@ export class Session implements Subscriber {
   readonly ext: boolean;
   readonly env: Env;
   readonly transport: "ws" | "sse" | "poll";
-  readonly logger: Logger;
   readonly conn: Connection;
   state: SessionState = "connecting";
   identifiers?: string;
@@ -54,7 +53,9 @@ export class Session implements Subscriber {
   readonly #stats: { serverMessages: number; bytesSent: number };
   #tooSlow = false;
   #queue: Promise<void> = Promise.resolve();
-  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  #timers?: Set<ReturnType<typeof setTimeout>>;
+  readonly #baseLogger: Logger;
+  #logger?: Logger;
   #onClose: Array<() => void> = [];
 
   constructor(init: SessionInit) {
@@ -63,9 +64,14 @@ export class Session implements Subscriber {
     this.conn = init.conn;
     this.env = init.env;
     this.transport = init.transport;
-    this.logger = init.logger;
+    this.#baseLogger = init.logger;
     this.#maxPending = init.maxPending;
     this.#stats = init.stats ?? { serverMessages: 0, bytesSent: 0 };
+  }
+
+  /** A logger tagged with this sid (made on first use: most sessions never log). */
+  get logger(): Logger {
+    return this.#logger ??= this.#baseLogger.child({ sid: this.sid });
   }
 
   /** Live messages carry their stream position: ext protocol, and SSE (its event ids). */
@@ -129,8 +135,8 @@ export class Session implements Subscriber {
   close(code = CLOSE_NORMAL, reason = ""): void {
     if (this.state === "closed") return;
     this.state = "closed";
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.clear();
+    for (const t of this.#timers ?? []) clearTimeout(t);
+    this.#timers = undefined;
     try {
       this.conn.close(code, reason);
     } catch {
@@ -149,11 +155,12 @@ export class Session implements Subscriber {
   /** A timer that dies with the session. */
   setTimer(fn: () => void, ms: number, repeat = false): void {
     if (this.state === "closed") return;
+    const timers = this.#timers ??= new Set();
     const t = repeat ? setInterval(fn, ms) : setTimeout(() => {
-      this.#timers.delete(t);
+      timers.delete(t);
       fn();
     }, ms);
-    this.#timers.add(t);
+    timers.add(t);
   }
 
   /** Context for controller calls; `istate` only for one subscription. */

@@ -3,7 +3,7 @@ import type { Node } from "../node/node.ts";
 import type { Session } from "../node/session.ts";
 import { SUPPORTED_PROTOCOLS } from "../protocol/messages.ts";
 import { VERSION } from "../version.ts";
-import { CLOSE_TOO_BIG, type Connection } from "./connection.ts";
+import { CLOSE_TOO_BIG, type Connection, type ConnectionRequest } from "./connection.ts";
 import { originAllowed } from "./origin.ts";
 
 export interface WsOptions {
@@ -34,10 +34,16 @@ export function handleWebSocket(
     opts.logger.warn("websocket origin rejected", { origin: req.headers.get("origin") });
     return new Response("origin not allowed\n", { status: 403 });
   }
-  // The request is unusable after the upgrade: copy what the session needs first.
-  const url = req.url;
-  const headers = new Headers(req.headers);
+  // The request is unusable after the upgrade: copy what the session needs first. It is
+  // dropped once the session exists, so idle sockets do not keep request headers alive.
   const protocol = negotiateProtocol(req.headers.get("sec-websocket-protocol"));
+  let pending: ConnectionRequest | undefined = {
+    url: req.url,
+    headers: new Headers(req.headers),
+    remoteAddr,
+    protocol,
+    transport: "ws",
+  };
   let upgrade;
   try {
     // Deno only negotiates offers written "a, b"; we negotiate ourselves and set the header.
@@ -48,21 +54,9 @@ export function handleWebSocket(
   }
   const { socket, response } = upgrade;
   let session: Session | undefined;
-  const conn: Connection = {
-    send(frame) {
-      if (socket.readyState === WebSocket.OPEN) socket.send(frame);
-    },
-    close(code, reason) {
-      if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
-        socket.close(code, reason);
-      }
-    },
-    get bufferedAmount() {
-      return socket.bufferedAmount;
-    },
-  };
   socket.onopen = () => {
-    session = node.open(conn, { url, headers, remoteAddr, protocol, transport: "ws" });
+    session = node.open(new WsConnection(socket), pending!);
+    pending = undefined;
   };
   socket.onmessage = (ev) => {
     if (!session) return;
@@ -93,6 +87,30 @@ export function handleWebSocket(
   if (protocol) response.headers.set("sec-websocket-protocol", protocol);
   response.headers.set("x-anycable-version", VERSION);
   return response;
+}
+
+/** A Connection over a Deno WebSocket (methods on the prototype: nothing per socket). */
+class WsConnection implements Connection {
+  readonly #socket: WebSocket;
+
+  constructor(socket: WebSocket) {
+    this.#socket = socket;
+  }
+
+  send(frame: string): void {
+    if (this.#socket.readyState === WebSocket.OPEN) this.#socket.send(frame);
+  }
+
+  close(code: number, reason: string): void {
+    const state = this.#socket.readyState;
+    if (state === WebSocket.OPEN || state === WebSocket.CONNECTING) {
+      this.#socket.close(code, reason);
+    }
+  }
+
+  get bufferedAmount(): number {
+    return this.#socket.bufferedAmount;
+  }
 }
 
 function byteLength(s: string): number {
