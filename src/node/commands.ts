@@ -1,4 +1,4 @@
-import type { ClientCommand } from "../protocol/messages.ts";
+import type { ClientCommand, HistoryRequest } from "../protocol/messages.ts";
 import { Status } from "../rpc/rpc_client.ts";
 import { CLOSE_NORMAL } from "../transport/connection.ts";
 import type { CommandResult } from "./controller.ts";
@@ -45,7 +45,23 @@ export async function subscribe(node: Node, session: Session, cmd: ClientCommand
   }
   const sub: Subscription = { istate: {}, streams: new Set() };
   // Live messages wait while the requested history is replayed.
-  if (cmd.history) sub.replayBuffer = [];
+  const history = cmd.history && typeof cmd.history === "object" ? cmd.history : undefined;
+  if (history) session.holdLive(sub);
+  try {
+    await subscribeWith(node, session, cmd, identifier, sub, history);
+  } finally {
+    session.releaseLive(sub);
+  }
+}
+
+async function subscribeWith(
+  node: Node,
+  session: Session,
+  cmd: ClientCommand,
+  identifier: string,
+  sub: Subscription,
+  history: HistoryRequest | undefined,
+): Promise<void> {
   let res: CommandResult;
   try {
     res = await node.deps.controller.subscribe(
@@ -66,10 +82,7 @@ export async function subscribe(node: Node, session: Session, cmd: ClientCommand
   applyResult(node, session, identifier, res);
   if (res.status !== Status.SUCCESS) return;
   await commitSession(node, session);
-  if (cmd.history && typeof cmd.history === "object") {
-    await replayHistory(node, session, identifier, sub, cmd.history);
-  }
-  sub.replayBuffer = undefined;
+  if (history) await replayHistory(node, session, identifier, sub, history);
   if (cmd.presence) {
     await presenceJoin(node, session, identifier, cmd.presence);
   }

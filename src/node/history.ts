@@ -20,10 +20,10 @@ export async function replayHistory(
   const positions = req.streams && typeof req.streams === "object" ? req.streams : undefined;
   if (since <= 0 && !positions) {
     session.logger.warn("history request has neither since nor streams", { identifier });
-    flush(session, identifier, sub, new Map());
+    session.releaseLive(sub);
     return;
   }
-  sub.replayBuffer ??= [];
+  session.holdLive(sub);
   const broker = node.deps.broker;
   const sent = new Map<string, number>();
   const batches: StreamMessage[][] = [];
@@ -45,7 +45,7 @@ export async function replayHistory(
   } catch (err) {
     session.logger.info("history rejected", { identifier, error: err });
     session.send({ type: "reject_history", identifier });
-    flush(session, identifier, sub, sent);
+    session.releaseLive(sub);
     return;
   }
   for (const batch of batches) {
@@ -57,20 +57,8 @@ export async function replayHistory(
     }
   }
   session.send({ type: "confirm_history", identifier });
-  flush(session, identifier, sub, sent);
-}
-
-function flush(
-  session: Session,
-  _identifier: string,
-  sub: Subscription,
-  sent: Map<string, number>,
-): void {
-  const buffered = sub.replayBuffer ?? [];
-  sub.replayBuffer = undefined;
-  for (const { frame, msg } of buffered) {
+  session.releaseLive(sub, (msg) => {
     const last = sent.get(msg.stream);
-    if (last !== undefined && msg.offset !== undefined && msg.offset <= last) continue;
-    session.sendFrame(frame);
-  }
+    return last !== undefined && msg.offset !== undefined && msg.offset <= last;
+  });
 }

@@ -57,11 +57,14 @@ export class Publisher implements BroadcastHandler {
 
   /** Registers (unless transient) and distributes one message, in order per stream. */
   publish(msg: StreamMessage): Promise<void> {
-    const prev = this.#chains.get(msg.stream) ?? Promise.resolve();
+    const unregistered = msg.meta?.transient || !this.#broker.persistent;
+    const pending = this.#chains.get(msg.stream);
+    // Nothing to register and nothing queued for this stream: hand it over directly
+    // (the hot path without a broker; pub/subs keep the order of their calls).
+    if (unregistered && !pending) return this.#pubsub.broadcast(msg);
+    const prev = pending ?? Promise.resolve();
     const next = prev.catch(() => {}).then(async () => {
-      const registered = msg.meta?.transient || !this.#broker.persistent
-        ? msg
-        : await this.#broker.store(msg);
+      const registered = unregistered ? msg : await this.#broker.store(msg);
       await this.#pubsub.broadcast(registered);
     });
     this.#chains.set(msg.stream, next);

@@ -52,6 +52,8 @@ export class Session implements Subscriber {
   readonly #maxPending: number;
   readonly #stats: { serverMessages: number; bytesSent: number };
   #tooSlow = false;
+  /** Subscriptions currently holding live messages (keeps deliver() lookup-free otherwise). */
+  #held = 0;
   #queue: Promise<void> = Promise.resolve();
   #timers?: Set<ReturnType<typeof setTimeout>>;
   readonly #baseLogger: Logger;
@@ -116,12 +118,32 @@ export class Session implements Subscriber {
   }
 
   deliver(identifier: string, frame: string, msg: StreamMessage): void {
-    const sub = this.subscriptions.get(identifier);
-    if (sub?.replayBuffer) {
-      sub.replayBuffer.push({ frame, msg });
-      return;
+    if (this.#held > 0) {
+      const sub = this.subscriptions.get(identifier);
+      if (sub?.replayBuffer) {
+        sub.replayBuffer.push({ frame, msg });
+        return;
+      }
     }
     this.sendFrame(frame);
+  }
+
+  /** Live messages for `sub` wait (while its history is replayed) until releaseLive. */
+  holdLive(sub: Subscription): void {
+    if (sub.replayBuffer) return;
+    sub.replayBuffer = [];
+    this.#held++;
+  }
+
+  /** Sends what holdLive kept, minus what `skip` says the replay already carried. Idempotent. */
+  releaseLive(sub: Subscription, skip?: (msg: StreamMessage) => boolean): void {
+    const buffered = sub.replayBuffer;
+    if (!buffered) return;
+    sub.replayBuffer = undefined;
+    this.#held--;
+    for (const { frame, msg } of buffered) {
+      if (!skip?.(msg)) this.sendFrame(frame);
+    }
   }
 
   /** Sends a `disconnect` message, then closes. */
