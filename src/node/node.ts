@@ -34,6 +34,8 @@ export interface NodeOptions {
   forwardHeaders: string[];
   proxyCookies: string[];
   disconnectMode: "auto" | "always" | "never";
+  /** More request headers authenticators read (e.g. the JWT header). */
+  readHeaders?: string[];
 }
 
 export interface NodeDeps {
@@ -76,11 +78,24 @@ export class Node implements PubSubHandler {
   #shuttingDown = false;
   #keepalive?: ReturnType<typeof setInterval>;
   readonly #pinger: Pinger;
+  readonly #closedHook = (session: Session) => this.#cleanup(session);
+  readonly #wantedHeaders: string[];
 
   constructor(opts: NodeOptions, deps: NodeDeps) {
     this.opts = opts;
     this.deps = deps;
     this.#pinger = new Pinger({ pongTimeoutSeconds: opts.pongTimeout });
+    this.#wantedHeaders = [
+      ...new Set([
+        ...opts.forwardHeaders,
+        ...(opts.readHeaders ?? []),
+        "x-request-id",
+        "x-anycable-restore-sid",
+        "sec-websocket-protocol",
+        "origin",
+        "last-event-id",
+      ]),
+    ];
   }
 
   get shuttingDown(): boolean {
@@ -92,6 +107,20 @@ export class Node implements PubSubHandler {
     // One ticker for all sessions: keep cached sessions and presence alive, expire presence.
     const every = Math.max(1, Math.min(this.opts.sessionsTtl, this.opts.presenceTtl) / 2) * 1000;
     this.#keepalive = setInterval(() => this.#tick(), every);
+  }
+
+  /**
+   * Copies the request headers the node reads (forwarded ones, sid, restore, tokens). Reading
+   * them one by one, instead of iterating, keeps Deno from building an iteration cache on a
+   * request it retains for the connection's lifetime.
+   */
+  copyHeaders(headers: Headers): Headers {
+    const out = new Headers();
+    for (const name of this.#wantedHeaders) {
+      const value = headers.get(name);
+      if (value !== null) out.set(name, value);
+    }
+    return out;
   }
 
   /** A transport has a new client; authentication starts at once, frames queue behind it. */
@@ -108,11 +137,16 @@ export class Node implements PubSubHandler {
       logger: this.deps.logger,
       maxPending: this.opts.maxPending,
       stats: this.stats,
+      closed: this.#closedHook,
     });
     this.sessions.set(sid, session);
-    session.onClose(() => this.#cleanup(session));
-    session.enqueue(() => this.#authenticate(session, req));
+    this.#startAuthentication(session, req);
     return session;
+  }
+
+  // Its own method so the closure does not share (and keep alive) open()'s scope.
+  #startAuthentication(session: Session, req: ConnectionRequest): void {
+    session.enqueue(() => this.#authenticate(session, req));
   }
 
   /** An inbound text frame; processed in order after authentication. */
@@ -286,6 +320,7 @@ export class Node implements PubSubHandler {
 
   #cleanup(session: Session): void {
     this.sessions.delete(session.sid);
+    this.#pinger.remove(session);
     const subscriptions: string[] = [];
     for (const [identifier, sub] of session.subscriptions) {
       subscriptions.push(identifier);

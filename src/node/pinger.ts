@@ -29,7 +29,12 @@ export class Pinger {
       this.#groups.set(ms, group);
     }
     group.members.set(session, precision);
-    session.onClose(() => this.#remove(ms, session));
+    session.pingInterval = intervalSeconds;
+  }
+
+  /** Forgets a closed session. */
+  remove(session: Session): void {
+    if (session.pingInterval > 0) this.#remove(session.pingInterval * 1000, session);
   }
 
   close(): void {

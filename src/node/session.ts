@@ -28,6 +28,8 @@ export interface SessionInit {
   maxPending: number;
   /** Shared traffic counters (metrics). */
   stats?: { serverMessages: number; bytesSent: number };
+  /** Called once when the session closes; shared by all sessions (no closure per session). */
+  closed?: (session: Session) => void;
 }
 
 /**
@@ -58,7 +60,10 @@ export class Session implements Subscriber {
   #timers?: Set<ReturnType<typeof setTimeout>>;
   readonly #baseLogger: Logger;
   #logger?: Logger;
-  #onClose: Array<() => void> = [];
+  #onClose?: Array<() => void>;
+  readonly #closed?: (session: Session) => void;
+  /** The ping group this session belongs to (seconds), set by the Pinger. */
+  pingInterval = 0;
 
   constructor(init: SessionInit) {
     this.sid = init.sid;
@@ -67,6 +72,7 @@ export class Session implements Subscriber {
     this.env = init.env;
     this.transport = init.transport;
     this.#baseLogger = init.logger;
+    this.#closed = init.closed;
     this.#maxPending = init.maxPending;
     this.#stats = init.stats ?? { serverMessages: 0, bytesSent: 0 };
   }
@@ -164,14 +170,15 @@ export class Session implements Subscriber {
     } catch {
       // already closed by the peer
     }
-    const hooks = this.#onClose;
-    this.#onClose = [];
+    this.#closed?.(this);
+    const hooks = this.#onClose ?? [];
+    this.#onClose = undefined;
     for (const hook of hooks) hook();
   }
 
   onClose(hook: () => void): void {
     if (this.state === "closed") hook();
-    else this.#onClose.push(hook);
+    else (this.#onClose ??= []).push(hook);
   }
 
   /** A timer that dies with the session. */

@@ -104,7 +104,7 @@ export function createLongPollHandler(node: Node, opts: LongPollOptions): RouteH
     const p = newPollSession();
     const session = node.open(p, {
       url: req.url,
-      headers: new Headers(req.headers),
+      headers: node.copyHeaders(req.headers),
       remoteAddr,
       protocol: "",
       transport: "poll",

@@ -88,7 +88,7 @@ export function createSseHandler(node: Node, opts: SseOptions): RouteHandler {
     });
     const session = node.open(conn, {
       url: req.url,
-      headers: new Headers(req.headers),
+      headers: node.copyHeaders(req.headers),
       remoteAddr,
       protocol: "",
       transport: "sse",

@@ -39,7 +39,7 @@ export function handleWebSocket(
   const protocol = negotiateProtocol(req.headers.get("sec-websocket-protocol"));
   let pending: ConnectionRequest | undefined = {
     url: req.url,
-    headers: new Headers(req.headers),
+    headers: node.copyHeaders(req.headers),
     remoteAddr,
     protocol,
     transport: "ws",
@@ -57,6 +57,7 @@ export function handleWebSocket(
   socket.onopen = () => {
     session = node.open(new WsConnection(socket), pending!);
     pending = undefined;
+    socket.onopen = null;
   };
   socket.onmessage = (ev) => {
     if (!session) return;
@@ -80,9 +81,6 @@ export function handleWebSocket(
   };
   socket.onclose = () => {
     if (session) node.closed(session);
-  };
-  socket.onerror = () => {
-    // onclose follows
   };
   if (protocol) response.headers.set("sec-websocket-protocol", protocol);
   response.headers.set("x-anycable-version", VERSION);
