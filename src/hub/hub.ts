@@ -22,7 +22,8 @@ export interface HubEvents {
  * flavour), not once per client.
  */
 export class Hub {
-  readonly #streams = new Map<string, Map<Subscriber, Set<string>>>();
+  // The usual case, one identifier per session and stream, is kept as a bare string.
+  readonly #streams = new Map<string, Map<Subscriber, string | Set<string>>>();
   readonly #events: HubEvents;
 
   constructor(events: HubEvents = {}) {
@@ -40,20 +41,24 @@ export class Hub {
       this.#streams.set(stream, subs);
       this.#events.streamAdded?.(stream);
     }
-    let ids = subs.get(sub);
-    if (!ids) {
-      ids = new Set();
-      subs.set(sub, ids);
-    }
-    ids.add(identifier);
+    const ids = subs.get(sub);
+    if (ids === undefined) subs.set(sub, identifier);
+    else if (typeof ids === "string") {
+      if (ids !== identifier) subs.set(sub, new Set([ids, identifier]));
+    } else ids.add(identifier);
   }
 
   unsubscribe(sub: Subscriber, stream: string, identifier: string): void {
     const subs = this.#streams.get(stream);
     const ids = subs?.get(sub);
-    if (!subs || !ids) return;
-    ids.delete(identifier);
-    if (ids.size === 0) subs.delete(sub);
+    if (!subs || ids === undefined) return;
+    if (typeof ids === "string") {
+      if (ids !== identifier) return;
+      subs.delete(sub);
+    } else {
+      ids.delete(identifier);
+      if (ids.size === 1) subs.set(sub, ids.values().next().value!);
+    }
     if (subs.size === 0) {
       this.#streams.delete(stream);
       this.#events.streamRemoved?.(stream);
@@ -77,14 +82,26 @@ export class Hub {
     for (const [sub, ids] of subs) {
       if (exclude !== undefined && sub.sid === exclude) continue;
       const cache = sub.positions ? ext : plain;
-      for (const identifier of ids) {
-        let frame = cache.get(identifier);
-        if (frame === undefined) {
-          frame = encodeStreamMessage(identifier, msg, message, sub.positions);
-          cache.set(identifier, frame);
-        }
-        sub.deliver(identifier, frame, msg);
+      if (typeof ids === "string") {
+        deliverOne(sub, ids, cache, msg, message);
+        continue;
       }
+      for (const identifier of ids) deliverOne(sub, identifier, cache, msg, message);
     }
   }
+}
+
+function deliverOne(
+  sub: Subscriber,
+  identifier: string,
+  cache: Map<string, string>,
+  msg: StreamMessage,
+  message: string,
+): void {
+  let frame = cache.get(identifier);
+  if (frame === undefined) {
+    frame = encodeStreamMessage(identifier, msg, message, sub.positions);
+    cache.set(identifier, frame);
+  }
+  sub.deliver(identifier, frame, msg);
 }

@@ -63,3 +63,21 @@ Deno.test("a subscriber that leaves during a delivery does not disturb the other
   assert.deepEqual(others.map((o) => o.frames.length), [2, 2]);
   assert.equal(hub.subscribersCount("s"), 2);
 });
+
+Deno.test("identifiers come and go on one stream in any order", () => {
+  const hub = new Hub();
+  const a = new Recorder("a");
+  hub.subscribe(a, "s", "i1");
+  hub.subscribe(a, "s", "i1");
+  hub.subscribe(a, "s", "i2");
+  hub.subscribe(a, "s", "i3");
+  hub.unsubscribe(a, "s", "i2");
+  hub.broadcast({ stream: "s", data: "1" });
+  assert.deepEqual(a.frames.map((f) => JSON.parse(f).identifier), ["i1", "i3"]);
+  hub.unsubscribe(a, "s", "i1");
+  hub.unsubscribe(a, "s", "nope");
+  hub.broadcast({ stream: "s", data: "2" });
+  assert.deepEqual(a.frames.slice(2).map((f) => JSON.parse(f).identifier), ["i3"]);
+  hub.unsubscribe(a, "s", "i3");
+  assert.equal(hub.streamsCount, 0);
+});

@@ -54,11 +54,11 @@ export function handleWebSocket(
   }
   const { socket, response } = upgrade;
   let session: Session | undefined;
-  socket.onopen = () => {
+  // A one-shot listener: nothing of it stays attached to an idle socket.
+  socket.addEventListener("open", () => {
     session = node.open(new WsConnection(socket), pending!);
     pending = undefined;
-    socket.onopen = null;
-  };
+  }, { once: true });
   socket.onmessage = (ev) => {
     if (!session) return;
     const data = ev.data;
