@@ -1,0 +1,275 @@
+/**
+ * The benchmark scenarios. Each measurement runs on a fresh server process; raw and Cableway
+ * alternate (the order flips every repetition and every size) so drift hits both alike.
+ */
+
+import { type ClientOptions, type ClientResult, runClient } from "./client.ts";
+import type { Memory, RunningServer } from "./servers.ts";
+import {
+  base,
+  type Context,
+  measure,
+  type Measurement,
+  memoryOf,
+  order,
+  sleep,
+} from "./measure.ts";
+
+/** Broadcasts sent before the measured ones of the latency scenarios (cold code paths). */
+export const LATENCY_WARMUP = 3;
+
+const us = (v: number) => v >= 1000 ? `${(v / 1000).toFixed(2)} ms` : `${v.toFixed(0)} µs`;
+
+async function latency(ctx: Context): Promise<void> {
+  const t = ctx.tier.latency;
+  for (const [i, n] of t.sizes.entries()) {
+    for (let rep = 0; rep < ctx.tier.reps; rep++) {
+      for (const impl of order(ctx.impls, i + rep)) {
+        await measure(ctx, {
+          scenario: "latency",
+          impl,
+          n,
+          rep,
+          broadcasts: true,
+          run: async (s) => ({
+            result: await runClient({
+              ...base(s, n),
+              broadcasts: t.broadcasts + LATENCY_WARMUP,
+              warmup: LATENCY_WARMUP,
+              window: 1,
+              gapUs: t.gapUs,
+            }),
+          }),
+          describe: (m) =>
+            `last client p50 ${us(m.result.last_p50_us)} p99 ${us(m.result.last_p99_us)}`,
+        });
+      }
+    }
+  }
+}
+
+function throughputOpts(
+  s: RunningServer,
+  n: number,
+  t: { durationMs: number; window: number; pipeline: number },
+): ClientOptions {
+  return {
+    ...base(s, n),
+    broadcasts: 1_000_000,
+    durationMs: t.durationMs,
+    window: t.window,
+    pipeline: t.pipeline,
+    gapUs: 0,
+  };
+}
+
+const rate = (m: Measurement) =>
+  `${Math.round(m.result.deliveries_per_s)} deliveries/s (server CPU ${
+    (m.result.server_cpu_run * 100).toFixed(0)
+  }%, client CPU ${(m.result.client_cpu_run * 100).toFixed(0)}%)`;
+
+async function throughput(ctx: Context): Promise<void> {
+  const t = ctx.tier.throughput;
+  for (const [i, n] of t.sizes.entries()) {
+    for (let rep = 0; rep < ctx.tier.reps; rep++) {
+      for (const impl of order(ctx.impls, i + rep)) {
+        await measure(ctx, {
+          scenario: "throughput",
+          impl,
+          n,
+          rep,
+          broadcasts: true,
+          run: async (s) => ({ result: await runClient(throughputOpts(s, n, t)) }),
+          describe: rate,
+        });
+      }
+    }
+  }
+}
+
+async function memory(ctx: Context): Promise<void> {
+  const t = ctx.tier.memory;
+  for (const [i, n] of t.sizes.entries()) {
+    for (let rep = 0; rep < ctx.tier.reps; rep++) {
+      for (const impl of order(ctx.impls, i + rep)) {
+        await measure(ctx, {
+          scenario: "memory",
+          impl,
+          n,
+          rep,
+          broadcasts: false,
+          cpuInsensitive: true,
+          run: async (s) => {
+            let before: Memory | undefined, after: Memory | undefined;
+            let result: ClientResult | undefined;
+            // a first batch warms up the server's code paths, so they are not billed per connection
+            await runClient({ ...base(s, t.warmup), prefix: "bench_w" }, async () => {
+              await sleep(t.settleMs);
+              before = memoryOf(s.pid);
+              result = await runClient(base(s, n), async () => {
+                await sleep(t.settleMs);
+                after = memoryOf(s.pid);
+              });
+            });
+            if (!result) throw new Error("memory: client gave no result");
+            if (!before || !after) return { result };
+            return {
+              result,
+              memory: { before, after, perConnKb: (after.rssKb - before.rssKb) / n },
+            };
+          },
+          describe: (m) =>
+            m.memory
+              ? `${m.memory.perConnKb!.toFixed(2)} KB/conn (RSS ${m.memory.before.rssKb} -> ` +
+                `${m.memory.after.rssKb} KB)`
+              : "no memory reading",
+        });
+      }
+    }
+  }
+}
+
+async function storm(ctx: Context): Promise<void> {
+  const t = ctx.tier.storm;
+  for (const [i, n] of t.sizes.entries()) {
+    for (let rep = 0; rep < ctx.tier.reps; rep++) {
+      for (const impl of order(ctx.impls, i + rep)) {
+        await measure(ctx, {
+          scenario: "storm",
+          impl,
+          n,
+          rep,
+          broadcasts: false,
+          storm: true,
+          run: async (s) => ({
+            result: await runClient({ ...base(s, n), concurrency: t.concurrency }),
+          }),
+          describe: (m) =>
+            `${Math.round(m.result.connect_rate)} connects+subscribes/s, ` +
+            `${m.result.connect_failures} failures`,
+        });
+      }
+    }
+  }
+}
+
+async function streams(ctx: Context): Promise<void> {
+  const t = ctx.tier.streams;
+  for (let rep = 0; rep < ctx.tier.reps; rep++) {
+    for (const impl of order(ctx.impls, rep)) {
+      await measure(ctx, {
+        scenario: "streams",
+        impl,
+        variant: `${t.streams} streams`,
+        n: t.n,
+        rep,
+        broadcasts: true,
+        run: async (s) => ({
+          result: await runClient({ ...throughputOpts(s, t.n, t), streams: t.streams }),
+        }),
+        describe: (m) =>
+          `${rate(m)}, delivery p50 ${us(m.result.delivery_p50_us)} p99 ` +
+          `${us(m.result.delivery_p99_us)}`,
+      });
+    }
+  }
+}
+
+async function broker(ctx: Context): Promise<void> {
+  if (!ctx.cableway) {
+    ctx.log("  broker: skipped (needs Cableway)");
+    return;
+  }
+  const t = ctx.tier.broker;
+  const variants = [[], ["--broker=memory"]];
+  for (let rep = 0; rep < ctx.tier.reps; rep++) {
+    for (const flags of rep % 2 === 0 ? variants : [...variants].reverse()) {
+      await measure(ctx, {
+        scenario: "broker",
+        impl: "cableway",
+        variant: flags.length ? "broker=memory" : "broker=none",
+        n: t.n,
+        rep,
+        flags,
+        broadcasts: true,
+        run: async (s) => ({ result: await runClient(throughputOpts(s, t.n, t)) }),
+        describe: rate,
+      });
+    }
+  }
+  const m = await measure(ctx, {
+    scenario: "history",
+    impl: "cableway",
+    variant: "broker=memory",
+    n: 1,
+    rep: 0,
+    flags: ["--broker=memory"],
+    broadcasts: true,
+    run: async (s) => ({
+      result: await runClient({
+        ...base(s, 1),
+        prefix: "bench_h",
+        proto: "actioncable-v1-ext-json",
+        history: t.history,
+        historyMsgs: 100,
+      }),
+    }),
+    describe: (m) =>
+      `${m.result.history.reps} replays of 100 messages, p50 ${us(m.result.history.p50_us)} ` +
+      `p99 ${us(m.result.history.p99_us)}`,
+  });
+  const h = m.result.history;
+  if (h.reps < t.history) m.issues.push(`only ${h.reps}/${t.history} history replays completed`);
+  if (h.bad > 0) m.issues.push(`${h.bad} replays with missing or out-of-order messages`);
+}
+
+async function slow(ctx: Context): Promise<void> {
+  const t = ctx.tier.slow;
+  let step = 0;
+  for (let rep = 0; rep < ctx.tier.reps; rep++) {
+    for (const impl of order(ctx.impls, rep)) {
+      for (const frac of step++ % 2 === 0 ? [0, t.frac] : [t.frac, 0]) {
+        await measure(ctx, {
+          scenario: "slow",
+          impl,
+          variant: frac ? "slow" : "base",
+          n: t.n,
+          rep,
+          broadcasts: true,
+          run: async (s) => {
+            const before = memoryOf(s.pid);
+            let after: Memory | undefined;
+            const result = await runClient({
+              ...base(s, t.n),
+              broadcasts: t.broadcasts + LATENCY_WARMUP,
+              warmup: LATENCY_WARMUP,
+              pad: t.pad,
+              gapUs: t.gapUs,
+              window: 1,
+              slowFrac: frac,
+            }, () => {
+              after = memoryOf(s.pid);
+              return Promise.resolve();
+            });
+            return { result, memory: before && after ? { before, after } : undefined };
+          },
+          describe: (m) =>
+            `fast readers' last p50 ${us(m.result.last_p50_us)}, server RSS peak ` +
+            `${m.memory ? (m.memory.after.hwmKb / 1024).toFixed(0) : "?"} MB, ` +
+            `${m.result.slow_closed}/${m.result.slow} slow readers closed by the server ` +
+            `(${m.result.slow_too_slow} told too_slow)`,
+        });
+      }
+    }
+  }
+}
+
+export const SCENARIOS: Record<string, (ctx: Context) => Promise<void>> = {
+  latency,
+  throughput,
+  memory,
+  storm,
+  streams,
+  broker,
+  slow,
+};
