@@ -1,4 +1,5 @@
 import { startApp } from "./src/app/app.ts";
+import { serveUntilSignal } from "./src/app/serve_until_signal.ts";
 import { ConfigError, helpText, parseConfig } from "./src/config/config.ts";
 import { IDENTITY_SUBCOMMANDS, runIdentityCli } from "./src/identity/cli.ts";
 import { type LogFormat, Logger, type LogLevel } from "./src/logger/logger.ts";
@@ -39,24 +40,7 @@ async function main(args: string[]): Promise<number> {
     logger.error("failed to start", { error: err });
     return 1;
   }
-  const done = Promise.withResolvers<number>();
-  let signals = 0;
-  const onSignal = (signal: Deno.Signal) => {
-    signals++;
-    if (signals > 1) {
-      logger.warn("second signal: exiting now", { signal });
-      Deno.exit(1);
-    }
-    logger.info("signal received", { signal });
-    app.shutdown().then(() => done.resolve(0), (err) => {
-      logger.error("shutdown failed", { error: err });
-      done.resolve(1);
-    });
-  };
-  for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    Deno.addSignalListener(signal, () => onSignal(signal));
-  }
-  return await done.promise;
+  return await serveUntilSignal(app, logger);
 }
 
 if (import.meta.main) {

@@ -29,6 +29,7 @@ const { values } = parseArgs({
   args: Deno.args,
   options: {
     quick: { type: "boolean", default: false },
+    smoke: { type: "boolean", default: false },
     full: { type: "boolean", default: false },
     scenario: { type: "string" },
     only: { type: "string" },
@@ -41,13 +42,13 @@ const { values } = parseArgs({
 
 if (values.help) {
   console.log(
-    "usage: deno task bench [--quick|--full] [--scenario=a,b] [--only=raw|cableway] [--reps=N]" +
+    "usage: deno task bench [--quick|--full|--smoke] [--scenario=a,b] [--only=raw|cableway] [--reps=N]" +
       " [--readme] [--rerender]\nscenarios: " + Object.keys(SCENARIOS).join(", "),
   );
   Deno.exit(0);
 }
 
-const tier = { ...TIERS[values.full ? "full" : "quick"] };
+const tier = { ...TIERS[values.full ? "full" : values.smoke ? "smoke" : "quick"] };
 if (values.reps) tier.reps = Math.max(1, Number(values.reps));
 const scenarios = values.scenario ? values.scenario.split(",") : Object.keys(SCENARIOS);
 for (const s of scenarios) {
@@ -204,4 +205,13 @@ if (values.readme) {
   console.log(
     ok ? "updated bench/README.md" : "bench/README.md not updated (partial run, or no markers)",
   );
+}
+
+// The smoke tier judges only that the benchmark works: every scenario ran and nothing was lost,
+// duplicated or reordered. Performance targets are for the real tiers.
+if (tier.name === "smoke") {
+  const correctness = targets.find((t) => t.name.startsWith("correctness"));
+  const missing = saved.scenarios.filter((s) => !measurements.some((m) => m.scenario === s));
+  if (missing.length) console.error(`smoke: no measurement for ${missing.join(", ")}`);
+  Deno.exit(correctness?.pass === true && missing.length === 0 ? 0 : 1);
 }

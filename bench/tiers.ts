@@ -1,7 +1,11 @@
-/** The two tiers: which sizes, durations and repetitions each scenario uses. */
+/**
+ * The tiers: which sizes, durations and repetitions each scenario uses. `smoke` (100 clients,
+ * one repetition) is what CI runs to check that the benchmark still works; its figures mean
+ * nothing.
+ */
 
 export interface Tier {
-  name: "quick" | "full";
+  name: "smoke" | "quick" | "full";
   reps: number;
   latency: { sizes: number[]; broadcasts: number; gapUs: number };
   throughput: { sizes: number[]; durationMs: number; window: number; pipeline: number };
@@ -12,7 +16,18 @@ export interface Tier {
   slow: { n: number; frac: number; broadcasts: number; pad: number; gapUs: number };
 }
 
-export const TIERS: Record<"quick" | "full", Tier> = {
+export const TIERS: Record<"smoke" | "quick" | "full", Tier> = {
+  smoke: {
+    name: "smoke",
+    reps: 1,
+    latency: { sizes: [100], broadcasts: 10, gapUs: 20_000 },
+    throughput: { sizes: [100], durationMs: 500, window: 16, pipeline: 4 },
+    memory: { sizes: [100], warmup: 20, settleMs: 300 },
+    storm: { sizes: [100], concurrency: 50 },
+    streams: { n: 100, streams: 10, durationMs: 500, window: 16, pipeline: 4 },
+    broker: { n: 100, durationMs: 500, window: 16, pipeline: 4, history: 100 },
+    slow: { n: 100, frac: 0.1, broadcasts: 50, pad: 16_000, gapUs: 5000 },
+  },
   quick: {
     name: "quick",
     reps: 2,

@@ -7,6 +7,7 @@
  * endpoint on the one public port. The wiring is src/app/app.ts's `startApp`, as for main.ts.
  */
 import { startApp } from "../src/app/app.ts";
+import { serveUntilSignal } from "../src/app/serve_until_signal.ts";
 import { ConfigError, parseConfig } from "../src/config/config.ts";
 import { type Config, OPTIONS } from "../src/config/options.ts";
 import { type LogFormat, Logger, type LogLevel } from "../src/logger/logger.ts";
@@ -86,18 +87,7 @@ export async function main(args: string[], env: Env = Deno.env): Promise<number>
     logger.error("failed to start", { error: err });
     return 1;
   }
-  const done = Promise.withResolvers<number>();
-  const onSignal = (signal: Deno.Signal) => {
-    logger.info("signal received", { signal });
-    app.shutdown().then(() => done.resolve(0), (err) => {
-      logger.error("shutdown failed", { error: err });
-      done.resolve(1);
-    });
-  };
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => onSignal(signal));
-  }
-  return await done.promise;
+  return await serveUntilSignal(app, logger);
 }
 
 if (import.meta.main) {

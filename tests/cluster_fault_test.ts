@@ -8,7 +8,17 @@ import assert from "node:assert/strict";
 import { silentLogger } from "../src/logger/logger.ts";
 import { NatsLink } from "../src/util/nats_connection.ts";
 import { RedisConnection } from "../src/util/redis_connection.ts";
-import { type ServerProcess, spawnServer } from "./support/process.ts";
+import {
+  CHAT,
+  EXT,
+  type Frame,
+  httpPublish,
+  ident,
+  startNodes,
+  stopNodes,
+  subscribe,
+} from "./support/cluster.ts";
+import type { ServerProcess } from "./support/process.ts";
 import {
   hasNats,
   hasRedis,
@@ -21,14 +31,6 @@ import { WsClient } from "./support/ws_client.ts";
 const REDIS = hasRedis();
 const NATS = hasNats();
 
-const EXT = "actioncable-v1-ext-json";
-const KEY = "k";
-const BASE_ARGS = ["--norpc", "--public", `--broadcast_key=${KEY}`, "--shutdown_timeout=1"];
-const ident = (stream: string) => JSON.stringify({ channel: "$pubsub", stream_name: stream });
-const CHAT = ident("chat");
-
-type Frame = Record<string, unknown>;
-
 interface Node {
   proc: ServerProcess;
   port: number;
@@ -36,61 +38,22 @@ interface Node {
   exitCode?: number;
 }
 
-async function startNodes(n: number, args: string[]): Promise<Node[]> {
-  const settled = await Promise.allSettled(
-    Array.from({ length: n }, () => spawnServer([...BASE_ARGS, ...args])),
-  );
-  const nodes = settled.flatMap((s) => {
-    if (s.status !== "fulfilled") return [];
-    const node: Node = { proc: s.value, port: s.value.port };
-    s.value.exited.then((code) => node.exitCode = code);
-    return [node];
+async function startFaultNodes(n: number, args: string[]): Promise<Node[]> {
+  return (await startNodes(n, args)).map((proc) => {
+    const node: Node = { proc, port: proc.port };
+    proc.exited.then((code) => node.exitCode = code);
+    return node;
   });
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-  if (failed) {
-    await stopNodes(nodes);
-    throw failed.reason;
-  }
-  return nodes;
 }
 
-async function stopNodes(nodes: Node[]): Promise<void> {
-  await Promise.all(nodes.map(async ({ proc }) => {
-    try {
-      proc.child.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const hard = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        try {
-          proc.child.kill("SIGKILL");
-        } catch {
-          // already gone
-        }
-        resolve();
-      }, 5000);
-    });
-    await Promise.race([proc.exited, hard]);
-    clearTimeout(timer);
-    await proc.exited;
-  }));
+function stopFaultNodes(nodes: Node[]): Promise<void> {
+  return stopNodes(nodes.map((n) => n.proc));
 }
 
 async function connect(port: number): Promise<WsClient> {
   const client = new WsClient(`ws://127.0.0.1:${port}/cable`, EXT);
   await client.waitFor((f) => f.type === "welcome");
   return client;
-}
-
-async function subscribe(client: WsClient, identifier = CHAT): Promise<void> {
-  client.send({ command: "subscribe", identifier });
-  const reply = await client.waitFor((f) =>
-    f.identifier === identifier &&
-    (f.type === "confirm_subscription" || f.type === "reject_subscription")
-  );
-  assert.equal(reply.type, "confirm_subscription");
 }
 
 /** Data frames of a subscription carrying `{id}` messages whose id starts with `prefix`. */
@@ -103,16 +66,6 @@ function received(client: WsClient, prefix: string, identifier = CHAT): Frame[] 
 
 function publication(id: string, stream = "chat", meta?: Record<string, unknown>): string {
   return JSON.stringify({ stream, data: JSON.stringify({ id }), ...(meta ? { meta } : {}) });
-}
-
-async function httpPublish(port: number, body: string): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${port}/_broadcast`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${KEY}` },
-    body,
-  });
-  await res.body?.cancel();
-  return res.status;
 }
 
 /**
@@ -204,7 +157,7 @@ Deno.test({
     let publisher: RedisConnection | undefined;
     try {
       // No --pubsub: the Redis broker turns Redis pub/sub on by itself.
-      nodes = await startNodes(2, [
+      nodes = await startFaultNodes(2, [
         "--broker=redis",
         `--redis_url=${redis.url}`,
         "--broadcast_adapter=http,redis,redisx",
@@ -272,7 +225,7 @@ Deno.test({
     } finally {
       await Promise.all(clients.map((c) => c.close()));
       await publisher?.close();
-      await stopNodes(nodes);
+      await stopFaultNodes(nodes);
       await redis.stop();
     }
   },
@@ -288,7 +241,7 @@ Deno.test({
     let publisher: NatsLink | undefined;
     try {
       // No --pubsub: the NATS broker turns NATS pub/sub on by itself.
-      nodes = await startNodes(2, [
+      nodes = await startFaultNodes(2, [
         "--broker=nats",
         `--nats_servers=${nats.url}`,
         "--broadcast_adapter=http,nats",
@@ -354,7 +307,7 @@ Deno.test({
     } finally {
       await Promise.all(clients.map((c) => c.close()));
       await publisher?.close();
-      await stopNodes(nodes);
+      await stopFaultNodes(nodes);
       await nats.stop();
     }
   },

@@ -11,59 +11,24 @@ import assert from "node:assert/strict";
 import { silentLogger } from "../src/logger/logger.ts";
 import { NatsLink } from "../src/util/nats_connection.ts";
 import { RedisConnection } from "../src/util/redis_connection.ts";
-import { type ServerProcess, spawnServer } from "./support/process.ts";
+import {
+  CHAT,
+  EXT,
+  type Frame,
+  httpPublish,
+  startNodes,
+  stopNodes,
+  subscribe,
+} from "./support/cluster.ts";
+import type { ServerProcess } from "./support/process.ts";
 import { hasNats, hasRedis, startNats, startRedis } from "./support/services.ts";
 import { WsClient } from "./support/ws_client.ts";
 
 const REDIS = hasRedis();
 const NATS = hasNats();
 
-const EXT = "actioncable-v1-ext-json";
-const KEY = "k";
-const BASE_ARGS = ["--norpc", "--public", `--broadcast_key=${KEY}`, "--shutdown_timeout=1"];
-const CHAT = JSON.stringify({ channel: "$pubsub", stream_name: "chat" });
-
-type Frame = Record<string, unknown>;
-
 // ---------------------------------------------------------------------------------------------
 // Nodes and clients
-
-async function startNodes(n: number, args: string[]): Promise<ServerProcess[]> {
-  const settled = await Promise.allSettled(
-    Array.from({ length: n }, () => spawnServer([...BASE_ARGS, ...args])),
-  );
-  const nodes = settled.flatMap((s) => s.status === "fulfilled" ? [s.value] : []);
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-  if (failed) {
-    await stopNodes(nodes);
-    throw failed.reason;
-  }
-  return nodes;
-}
-
-async function stopNodes(nodes: ServerProcess[]): Promise<void> {
-  await Promise.all(nodes.map(async (node) => {
-    try {
-      node.child.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const hard = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        try {
-          node.child.kill("SIGKILL");
-        } catch {
-          // already gone
-        }
-        resolve();
-      }, 5000);
-    });
-    await Promise.race([node.exited, hard]);
-    clearTimeout(timer);
-    await node.exited;
-  }));
-}
 
 /** The "Cableway is listening" line (names the broker and the pub/sub in use). */
 function listening(node: ServerProcess): Frame {
@@ -74,15 +39,6 @@ async function connect(port: number, query = ""): Promise<{ client: WsClient; we
   const client = new WsClient(`ws://127.0.0.1:${port}/cable${query}`, EXT);
   const welcome = await client.waitFor((f) => f.type === "welcome");
   return { client, welcome };
-}
-
-async function subscribe(client: WsClient, identifier = CHAT): Promise<void> {
-  client.send({ command: "subscribe", identifier });
-  const reply = await client.waitFor((f) =>
-    f.identifier === identifier &&
-    (f.type === "confirm_subscription" || f.type === "reject_subscription")
-  );
-  assert.equal(reply.type, "confirm_subscription");
 }
 
 /** Waits (bounded) until `cond` holds for the client's frames. */
@@ -127,16 +83,6 @@ function publication(id: string, meta?: Record<string, unknown>): string {
     data: JSON.stringify({ id }),
     ...(meta ? { meta } : {}),
   });
-}
-
-async function httpPublish(port: number, body: string): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${port}/_broadcast`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
-    body,
-  });
-  await res.body?.cancel();
-  return res.status;
 }
 
 /**

@@ -2,15 +2,21 @@ import type { Session } from "./session.ts";
 
 export type PingPrecision = "s" | "ms" | "ns";
 
+/** Pings of one interval are spread over this many slices, so no tick pings everyone at once. */
+const SLICES = 10;
+
 interface Group {
   timer: ReturnType<typeof setInterval>;
-  members: Map<Session, PingPrecision>;
+  slices: Array<Map<Session, PingPrecision>>;
+  next: number;
+  size: number;
 }
 
 /**
- * One ticker per ping interval for all sessions (not a timer per session): each tick encodes
- * the ping once per precision and sends it to every member. With `pongTimeout`, ext-protocol
- * members that sent nothing within that time after a ping are disconnected with `no_pong`.
+ * One ticker per ping interval for all sessions (not a timer per session). Members are spread
+ * over SLICES slices ticking in turn, each ping encoded once per tick and precision. With
+ * `pongTimeout`, ext-protocol members that sent nothing within that time after their ping are
+ * disconnected with `no_pong`.
  */
 export class Pinger {
   readonly #groups = new Map<number, Group>();
@@ -24,17 +30,36 @@ export class Pinger {
     const ms = intervalSeconds * 1000;
     let group = this.#groups.get(ms);
     if (!group) {
-      const members = new Map<Session, PingPrecision>();
-      group = { members, timer: setInterval(() => this.#tick(members), ms) };
-      this.#groups.set(ms, group);
+      const g: Group = {
+        slices: Array.from({ length: SLICES }, () => new Map()),
+        next: 0,
+        size: 0,
+        timer: setInterval(() => {
+          this.#tick(g.slices[g.next]);
+          g.next = (g.next + 1) % SLICES;
+        }, ms / SLICES),
+      };
+      group = g;
+      this.#groups.set(ms, g);
     }
-    group.members.set(session, precision);
+    // The slice ticking last: this session's first ping comes one full interval from now.
+    const slice = (group.next + SLICES - 1) % SLICES;
+    group.slices[slice].set(session, precision);
+    group.size++;
     session.pingInterval = intervalSeconds;
+    session.pingSlice = slice;
   }
 
   /** Forgets a closed session. */
   remove(session: Session): void {
-    if (session.pingInterval > 0) this.#remove(session.pingInterval * 1000, session);
+    if (session.pingInterval <= 0) return;
+    const ms = session.pingInterval * 1000;
+    const group = this.#groups.get(ms);
+    if (!group || !group.slices[session.pingSlice].delete(session)) return;
+    if (--group.size === 0) {
+      clearInterval(group.timer);
+      this.#groups.delete(ms);
+    }
   }
 
   close(): void {
@@ -42,17 +67,8 @@ export class Pinger {
     this.#groups.clear();
   }
 
-  #remove(ms: number, session: Session): void {
-    const group = this.#groups.get(ms);
-    if (!group) return;
-    group.members.delete(session);
-    if (group.members.size === 0) {
-      clearInterval(group.timer);
-      this.#groups.delete(ms);
-    }
-  }
-
   #tick(members: Map<Session, PingPrecision>): void {
+    if (members.size === 0) return;
     const now = Date.now();
     const frames: Record<PingPrecision, string> = {
       s: `{"type":"ping","message":${Math.floor(now / 1000)}}`,
@@ -65,9 +81,10 @@ export class Pinger {
       if (session.ext) enforce = true;
     }
     if (enforce && this.#pongTimeoutMs > 0) {
+      const pinged = [...members.keys()].filter((s) => s.ext);
       setTimeout(() => {
-        for (const session of members.keys()) {
-          if (session.ext && session.lastSeen < now) session.disconnect("no_pong", true);
+        for (const session of pinged) {
+          if (session.lastSeen < now) session.disconnect("no_pong", true);
         }
       }, this.#pongTimeoutMs);
     }

@@ -62,8 +62,9 @@ export class Session implements Subscriber {
   #logger?: Logger;
   #onClose?: Array<() => void>;
   readonly #closed?: (session: Session) => void;
-  /** The ping group this session belongs to (seconds), set by the Pinger. */
+  /** The ping group (seconds) and slice this session belongs to, set by the Pinger. */
   pingInterval = 0;
+  pingSlice = 0;
 
   constructor(init: SessionInit) {
     this.sid = init.sid;
