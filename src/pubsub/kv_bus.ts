@@ -31,6 +31,11 @@ export type BusEntry = {
   node: string;
   /** Stream of a stream message (absent for commands and for very long stream names). */
   stream?: string;
+  /**
+   * The writer's append counter for this shard (1, 2, ...): a retried append that had in fact
+   * been committed shows up twice on the bus with one `n`, and readers hand it over once.
+   */
+  n?: number;
 } & PackedText;
 
 export function seqKey(prefix: Deno.KvKey, shard: ShardId): Deno.KvKey {

@@ -45,6 +45,10 @@ export class KvBusReader {
   readonly #last = new Map<ShardId, number>();
   /** Newest sequence seen per shard. */
   readonly #target = new Map<ShardId, number>();
+  /** Highest append counter handed over per shard and writer (duplicate appends). */
+  readonly #counters = new Map<string, number>();
+  /** Newest versionstamp seen per shard's sequence key. */
+  readonly #stamps = new Map<ShardId, string>();
   #pump?: Promise<void>;
   #poll?: Promise<void>;
   #timer?: ReturnType<typeof setInterval>;
@@ -65,6 +69,7 @@ export class KvBusReader {
       const seq = heads[i].value ?? 0;
       this.#last.set(shard, seq);
       this.#target.set(shard, seq);
+      if (heads[i].versionstamp) this.#stamps.set(shard, heads[i].versionstamp);
     });
     if (this.#closed) return;
     this.#watching = this.#watchLoop();
@@ -133,7 +138,13 @@ export class KvBusReader {
     this.#opts.shards.forEach((shard, i) => {
       const seq = typeof heads[i]?.value === "number" ? heads[i].value as number : 0;
       const last = this.#last.get(shard) ?? 0;
-      if (seq < last) {
+      // A poll that started before the pump moved on reports an older head: versionstamps
+      // only grow, so a head not newer than one already seen is stale, never a reset.
+      const stamp = heads[i]?.versionstamp ?? "";
+      const seen = this.#stamps.get(shard) ?? "";
+      const fresh = stamp > seen;
+      if (fresh) this.#stamps.set(shard, stamp);
+      if (seq < last && fresh) {
         // The sequence went back: the bus was wiped. Follow it from where it is now.
         this.#opts.logger.warn("kv pub/sub sequence went back, resetting", { shard, seq, last });
         this.#last.set(shard, seq);
@@ -195,7 +206,9 @@ export class KvBusReader {
         logger.warn("kv pub/sub entries expired unread", { shard, from: expected, to: seq - 1 });
       }
       expected = seq + 1;
-      if (this.#opts.accept(shard, e.value)) {
+      if (this.#duplicate(shard, e.value)) {
+        logger.debug("kv pub/sub skipped a duplicate append", { shard, seq });
+      } else if (this.#opts.accept(shard, e.value)) {
         const text = await unpackText(kv, chunkKey(prefix, shard, seq), e.value);
         if (text === null) logger.warn("kv pub/sub entry lost its chunks", { shard, seq });
         else this.#deliver(shard, seq, text);
@@ -206,6 +219,15 @@ export class KvBusReader {
       logger.warn("kv pub/sub entries expired unread", { shard, from: expected, to });
     }
     this.#last.set(shard, to);
+  }
+
+  /** An entry whose writer already appended it under an earlier sequence. */
+  #duplicate(shard: ShardId, entry: BusEntry): boolean {
+    if (typeof entry.n !== "number") return false;
+    const key = `${shard}\u0000${entry.node}`;
+    if (entry.n <= (this.#counters.get(key) ?? 0)) return true;
+    this.#counters.set(key, entry.n);
+    return false;
   }
 
   #deliver(shard: ShardId, seq: number, text: string): void {

@@ -34,6 +34,7 @@ export class KvBusWriter {
   readonly #expireIn: number;
   readonly #heads = new Map<ShardId, Head>();
   readonly #queues = new Map<ShardId, Promise<unknown>>();
+  readonly #counters = new Map<ShardId, number>();
 
   constructor(opts: { kv: RetryingKv; prefix: Deno.KvKey; node: string; ttlMs: number }) {
     this.#kv = opts.kv;
@@ -44,8 +45,10 @@ export class KvBusWriter {
 
   /** Appends `text` to `shard` and resolves with its sequence number. */
   append(shard: ShardId, text: string, stream?: string): Promise<number> {
+    const n = (this.#counters.get(shard) ?? 0) + 1;
+    this.#counters.set(shard, n);
     const prev = this.#queues.get(shard) ?? Promise.resolve();
-    const next = prev.catch(() => {}).then(() => this.#append(shard, text, stream));
+    const next = prev.catch(() => {}).then(() => this.#append(shard, text, n, stream));
     this.#queues.set(shard, next);
     next.finally(() => {
       if (this.#queues.get(shard) === next) this.#queues.delete(shard);
@@ -58,7 +61,7 @@ export class KvBusWriter {
     await Promise.allSettled([...this.#queues.values()]);
   }
 
-  async #append(shard: ShardId, text: string, stream?: string): Promise<number> {
+  async #append(shard: ShardId, text: string, n: number, stream?: string): Promise<number> {
     const key = seqKey(this.#prefix, shard);
     const options = { expireIn: this.#expireIn };
     for (let attempt = 1;; attempt++) {
@@ -70,7 +73,7 @@ export class KvBusWriter {
       const seq = head.seq + 1;
       const op = this.#kv.atomic().check({ key, versionstamp: head.versionstamp }).set(key, seq);
       const packed = packText(op, chunkKey(this.#prefix, shard, seq), text, options);
-      const entry: BusEntry = { node: this.#node, ...packed };
+      const entry: BusEntry = { node: this.#node, n, ...packed };
       if (stream !== undefined && stream.length <= MAX_INLINE_STREAM) entry.stream = stream;
       op.set(entryKey(this.#prefix, shard, seq), entry, options);
       const res = await this.#kv.commit(op);
