@@ -15,7 +15,6 @@ import { HttpRpcClient } from "../rpc/http_rpc_client.ts";
 import { RpcCaller } from "../rpc/rpc_caller.ts";
 import type { RpcClient } from "../rpc/rpc_client.ts";
 import { RpcController } from "../rpc/rpc_controller.ts";
-import { UnavailableRpcClient } from "../rpc/unavailable_rpc_client.ts";
 import { createBroadcastHandler, createHandler, type RouteHandler } from "../server/server.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import { registerMetrics } from "../metrics/register.ts";
@@ -73,13 +72,11 @@ function createRpcClient(config: Config, keys: Keys): RpcClient {
       requestTimeout: config.rpc_request_timeout,
     });
   }
-  if (impl === "grpc") {
-    return new GrpcRpcClient({
-      host: config.rpc_host,
-      requestTimeout: config.rpc_request_timeout,
-    });
-  }
-  return new UnavailableRpcClient(`unknown rpc_impl ${JSON.stringify(impl)}: use http or grpc`);
+  // The config only lets "http" and "grpc" through.
+  return new GrpcRpcClient({
+    host: config.rpc_host,
+    requestTimeout: config.rpc_request_timeout,
+  });
 }
 
 /** The composition root: builds every part from the resolved config and starts serving. */
@@ -102,13 +99,7 @@ export async function startApp(
   if (config.norpc) {
     controller = new NoRpcController();
   } else {
-    const client = createRpcClient(config, keys);
-    if (client.name === "unavailable") {
-      logger.error("gRPC RPC is not available: use an http(s):// --rpc_host, or --norpc", {
-        rpc_host: config.rpc_host,
-      });
-    }
-    rpc = new RpcCaller(client, {
+    rpc = new RpcCaller(createRpcClient(config, keys), {
       concurrency: config.rpc_concurrency,
       callTimeout: Math.max(config.rpc_request_timeout, 3000),
       logger,
