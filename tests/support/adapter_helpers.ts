@@ -1,53 +1,8 @@
 /** Event-driven waiting helpers for the Redis/NATS adapter tests (no fixed sleeps). */
 import { Logger } from "../../src/logger/logger.ts";
+import { Inbox, WaitTimeoutError } from "./wait.ts";
 
-export class WaitTimeoutError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "WaitTimeoutError";
-  }
-}
-
-/** Collects items and lets a test wait until a condition over them holds. */
-export class Inbox<T> {
-  readonly items: T[] = [];
-  #waiters = new Set<() => void>();
-
-  push(item: T): void {
-    this.items.push(item);
-    for (const wake of [...this.#waiters]) wake();
-  }
-
-  /** Resolves once `pred(items)` is true; rejects with WaitTimeoutError after `timeoutMs`. */
-  waitFor(pred: (items: T[]) => boolean, timeoutMs = 5000, label = "condition"): Promise<void> {
-    if (pred(this.items)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const wake = () => {
-        if (!pred(this.items)) return;
-        cleanup();
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(
-          new WaitTimeoutError(
-            `timed out after ${timeoutMs} ms waiting for ${label} (${this.items.length} items)`,
-          ),
-        );
-      }, timeoutMs);
-      const cleanup = () => {
-        clearTimeout(timer);
-        this.#waiters.delete(wake);
-      };
-      this.#waiters.add(wake);
-    });
-  }
-
-  /** Resolves once at least `n` items arrived. */
-  waitForCount(n: number, timeoutMs = 5000): Promise<void> {
-    return this.waitFor((items) => items.length >= n, timeoutMs, `${n} items`);
-  }
-}
+export { Inbox, WaitTimeoutError };
 
 /**
  * Repeats `attempt` (errors ignored) until `inbox` satisfies `pred`, giving each attempt up to

@@ -1,3 +1,5 @@
+import { Inbox } from "./wait.ts";
+
 /**
  * A scriptable AnyCable HTTP RPC backend for tests: records every request and answers with
  * the handlers you give it (defaults: accept everyone, confirm every subscription).
@@ -42,18 +44,17 @@ export const defaultCommand: RpcHandler = (body) => {
 };
 
 export class FakeRpc {
-  readonly requests: RpcRequestRecord[] = [];
+  readonly #inbox = new Inbox<RpcRequestRecord>();
+  readonly requests: RpcRequestRecord[] = this.#inbox.items;
   handlers: FakeRpcHandlers;
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
-  readonly #waiters: Array<() => void> = [];
 
   constructor(handlers: FakeRpcHandlers = {}) {
     this.handlers = handlers;
     this.#server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
       const method = new URL(req.url).pathname.split("/").pop() as RpcRequestRecord["method"];
       const body = await req.json();
-      this.requests.push({ method, body, headers: req.headers });
-      for (const w of this.#waiters.splice(0)) w();
+      this.#inbox.push({ method, body, headers: req.headers });
       const handler = this.handlers[method] ??
         (method === "connect"
           ? defaultConnect
@@ -75,19 +76,8 @@ export class FakeRpc {
   }
 
   /** Resolves once `pred` holds for the recorded requests (bounded). */
-  async waitFor(pred: (reqs: RpcRequestRecord[]) => boolean, timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!pred(this.requests)) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error("FakeRpc.waitFor: timed out");
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 200));
-        this.#waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+  waitFor(pred: (reqs: RpcRequestRecord[]) => boolean, timeoutMs = 5000): Promise<void> {
+    return this.#inbox.waitFor(pred, timeoutMs, "FakeRpc requests");
   }
 
   async stop(): Promise<void> {

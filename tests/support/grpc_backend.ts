@@ -11,6 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import * as http2 from "node:http2";
 import { encodeGrpcFrame } from "../../src/rpc/grpc_framing.ts";
+import { Inbox } from "./wait.ts";
 
 const PROTO_PATH = new URL("../../proto/rpc.proto", import.meta.url).pathname;
 
@@ -89,10 +90,10 @@ async function serviceDefinition(): Promise<grpc.ServiceDefinition> {
 }
 
 export class GrpcBackend {
-  readonly calls: GrpcCallRecord[] = [];
+  readonly #inbox = new Inbox<GrpcCallRecord>();
+  readonly calls: GrpcCallRecord[] = this.#inbox.items;
   handlers: GrpcHandlers;
   readonly #server = new grpc.Server();
-  readonly #waiters: Array<() => void> = [];
   #port = 0;
   #stopped = false;
 
@@ -134,19 +135,8 @@ export class GrpcBackend {
   }
 
   /** Resolves once `pred` holds for the recorded calls (bounded). */
-  async waitFor(pred: (calls: GrpcCallRecord[]) => boolean, timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!pred(this.calls)) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error("GrpcBackend.waitFor: timed out");
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 200));
-        this.#waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+  waitFor(pred: (calls: GrpcCallRecord[]) => boolean, timeoutMs = 5000): Promise<void> {
+    return this.#inbox.waitFor(pred, timeoutMs, "GrpcBackend calls");
   }
 
   /** Stops at once: open connections are dropped and pending calls cancelled. Idempotent. */
@@ -154,7 +144,7 @@ export class GrpcBackend {
     if (this.#stopped) return Promise.resolve();
     this.#stopped = true;
     this.#server.forceShutdown();
-    for (const w of this.#waiters.splice(0)) w();
+    this.#inbox.wake();
     return Promise.resolve();
   }
 
@@ -166,13 +156,12 @@ export class GrpcBackend {
     const metadata: Record<string, string> = {};
     for (const [k, v] of Object.entries(call.metadata.getMap())) metadata[k] = String(v);
     const request = call.request as Record<string, unknown>;
-    this.calls.push({
+    this.#inbox.push({
       method,
       request,
       metadata,
       hasDeadline: Number.isFinite(Number(call.getDeadline())),
     });
-    for (const w of this.#waiters.splice(0)) w();
     const handler = this.handlers[method] ??
       (method === "connect"
         ? defaultGrpcConnect

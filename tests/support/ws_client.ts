@@ -1,13 +1,15 @@
+import { Inbox } from "./wait.ts";
+
 /**
  * A raw WebSocket test client: collects every frame and waits for matching ones, with a
  * bounded timeout (no sleeps).
  */
 export class WsClient {
   readonly ws: WebSocket;
-  readonly frames: Array<Record<string, unknown>> = [];
+  readonly #inbox = new Inbox<Record<string, unknown>>();
+  readonly frames: Array<Record<string, unknown>> = this.#inbox.items;
   readonly opened: Promise<void>;
   readonly closed: Promise<CloseEvent>;
-  #waiters: Array<() => void> = [];
 
   constructor(
     url: string,
@@ -30,13 +32,8 @@ export class WsClient {
     this.closed = new Promise((resolve) =>
       this.ws.addEventListener("close", resolve, { once: true })
     );
-    this.ws.addEventListener("message", (ev) => {
-      this.frames.push(JSON.parse(ev.data));
-      for (const w of this.#waiters.splice(0)) w();
-    });
-    this.ws.addEventListener("close", () => {
-      for (const w of this.#waiters.splice(0)) w();
-    });
+    this.ws.addEventListener("message", (ev) => this.#inbox.push(JSON.parse(ev.data)));
+    this.ws.addEventListener("close", () => this.#inbox.wake());
   }
 
   send(value: unknown): void {
@@ -53,40 +50,22 @@ export class WsClient {
     pred: (f: Record<string, unknown>) => boolean,
     timeoutMs = 5000,
   ): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.frames.find(pred);
-      if (found) return found;
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new Error(`WsClient.waitFor timed out; frames: ${JSON.stringify(this.frames)}`);
-      }
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 250));
-        this.#waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    let found: Record<string, unknown> | undefined;
+    await this.#inbox.waitFor(
+      (frames) => (found = frames.find(pred)) !== undefined,
+      timeoutMs,
+      () => `a matching frame; frames: ${JSON.stringify(this.frames)}`,
+    );
+    return found!;
   }
 
   /** Waits until `n` non-ping frames arrived. */
   async waitForCount(n: number, timeoutMs = 5000): Promise<Array<Record<string, unknown>>> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.messages.length < n) {
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new Error(`waitForCount(${n}) timed out: ${JSON.stringify(this.messages)}`);
-      }
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 250));
-        this.#waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    await this.#inbox.waitFor(
+      () => this.messages.length >= n,
+      timeoutMs,
+      () => `${n} messages; got: ${JSON.stringify(this.messages)}`,
+    );
     return this.messages;
   }
 
