@@ -262,3 +262,25 @@ Deno.test("kv pub/sub: options are checked; polling is slow only where the watch
   assert.equal(defaultPollInterval("/tmp/x.sqlite"), 50);
   assert.equal(defaultPollInterval("https://api.deno.com/databases/x/connect"), 5000);
 });
+
+Deno.test("kv pub/sub: a new subscription gets what is published after it, not the backlog", async () => {
+  const c = await cluster(2);
+  const [a, b] = c.nodes;
+  try {
+    // "late" shares a shard with "early", so b reads that shard for "early" anyway.
+    const early = "early";
+    let late = "late-0";
+    for (let i = 1; shardOf(late, 8) !== shardOf(early, 8); i++) late = `late-${i}`;
+    b.pubsub.subscribe(early);
+    await b.pubsub.sync();
+    await a.pubsub.broadcast(msg(late, "published before b subscribed"));
+    // b subscribes before its reader has had a turn to read that entry.
+    b.pubsub.subscribe(late);
+    await a.pubsub.broadcast(msg(late, "published after"));
+    await b.rec.until(() => b.rec.data(late).includes("published after"));
+    await b.pubsub.sync();
+    assert.deepEqual(b.rec.data(late), ["published after"]);
+  } finally {
+    await c.close();
+  }
+});

@@ -36,6 +36,8 @@ export type BusEntry = {
    * been committed shows up twice on the bus with one `n`, and readers hand it over once.
    */
   n?: number;
+  /** When the writer appended it (ms): a node that subscribes later skips older entries. */
+  t?: number;
 } & PackedText;
 
 export function seqKey(prefix: Deno.KvKey, shard: ShardId): Deno.KvKey {

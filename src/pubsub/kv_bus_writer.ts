@@ -47,8 +47,9 @@ export class KvBusWriter {
   append(shard: ShardId, text: string, stream?: string): Promise<number> {
     const n = (this.#counters.get(shard) ?? 0) + 1;
     this.#counters.set(shard, n);
+    const t = Date.now();
     const prev = this.#queues.get(shard) ?? Promise.resolve();
-    const next = prev.catch(() => {}).then(() => this.#append(shard, text, n, stream));
+    const next = prev.catch(() => {}).then(() => this.#append(shard, text, n, t, stream));
     this.#queues.set(shard, next);
     next.finally(() => {
       if (this.#queues.get(shard) === next) this.#queues.delete(shard);
@@ -61,7 +62,13 @@ export class KvBusWriter {
     await Promise.allSettled([...this.#queues.values()]);
   }
 
-  async #append(shard: ShardId, text: string, n: number, stream?: string): Promise<number> {
+  async #append(
+    shard: ShardId,
+    text: string,
+    n: number,
+    t: number,
+    stream?: string,
+  ): Promise<number> {
     const key = seqKey(this.#prefix, shard);
     const options = { expireIn: this.#expireIn };
     for (let attempt = 1;; attempt++) {
@@ -73,7 +80,7 @@ export class KvBusWriter {
       const seq = head.seq + 1;
       const op = this.#kv.atomic().check({ key, versionstamp: head.versionstamp }).set(key, seq);
       const packed = packText(op, chunkKey(this.#prefix, shard, seq), text, options);
-      const entry: BusEntry = { node: this.#node, n, ...packed };
+      const entry: BusEntry = { node: this.#node, n, t, ...packed };
       if (stream !== undefined && stream.length <= MAX_INLINE_STREAM) entry.stream = stream;
       op.set(entryKey(this.#prefix, shard, seq), entry, options);
       const res = await this.#kv.commit(op);

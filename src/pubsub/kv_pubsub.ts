@@ -76,7 +76,8 @@ export class KvPubSub implements PubSub {
   readonly #prefix: Deno.KvKey;
   readonly #shards: number;
   readonly #logger: Logger;
-  readonly #streams = new Set<string>();
+  /** Subscribed streams, with when (ms) this node subscribed to each. */
+  readonly #streams = new Map<string, number>();
   /** Subscribed streams per stream shard. */
   readonly #shardStreams: number[];
   #handler?: PubSubHandler;
@@ -158,7 +159,7 @@ export class KvPubSub implements PubSub {
 
   subscribe(stream: string): void {
     if (this.#streams.has(stream)) return;
-    this.#streams.add(stream);
+    this.#streams.set(stream, Date.now());
     this.#shardStreams[shardOf(stream, this.#shards)]++;
   }
 
@@ -198,7 +199,10 @@ export class KvPubSub implements PubSub {
   #accept(shard: ShardId, entry: BusEntry): boolean {
     if (entry.node === this.node) return false;
     if (shard === COMMAND_SHARD || entry.stream === undefined) return true;
-    return this.#streams.has(entry.stream);
+    // Like any pub/sub, a subscription sees what is published after it, not the backlog a
+    // reader that was not following this stream had yet to read.
+    const since = this.#streams.get(entry.stream);
+    return since !== undefined && (entry.t === undefined || entry.t >= since);
   }
 
   #handle(shard: ShardId, text: string): void {
