@@ -40,6 +40,11 @@ export type BusEntry = {
   t?: number;
 } & PackedText;
 
+/** Wall-clock time in ms with sub-ms precision, comparable between processes on one host. */
+export function busTime(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 export function seqKey(prefix: Deno.KvKey, shard: ShardId): Deno.KvKey {
   return [...prefix, "seq", shard];
 }

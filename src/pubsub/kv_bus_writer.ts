@@ -12,6 +12,7 @@ import { packText } from "../broker/kv_chunks.ts";
 import type { RetryingKv } from "../broker/kv_retry.ts";
 import {
   type BusEntry,
+  busTime,
   chunkKey,
   entryKey,
   MAX_INLINE_STREAM,
@@ -47,7 +48,7 @@ export class KvBusWriter {
   append(shard: ShardId, text: string, stream?: string): Promise<number> {
     const n = (this.#counters.get(shard) ?? 0) + 1;
     this.#counters.set(shard, n);
-    const t = Date.now();
+    const t = busTime();
     const prev = this.#queues.get(shard) ?? Promise.resolve();
     const next = prev.catch(() => {}).then(() => this.#append(shard, text, n, t, stream));
     this.#queues.set(shard, next);

@@ -16,7 +16,14 @@
 import type { StreamMessage } from "../broker/broker.ts";
 import { retryBusy, RetryingKv } from "../broker/kv_retry.ts";
 import { type Logger, silentLogger } from "../logger/logger.ts";
-import { allShards, type BusEntry, COMMAND_SHARD, MAX_STREAM_SHARDS, shardOf } from "./kv_bus.ts";
+import {
+  allShards,
+  type BusEntry,
+  busTime,
+  COMMAND_SHARD,
+  MAX_STREAM_SHARDS,
+  shardOf,
+} from "./kv_bus.ts";
 import type { ShardId } from "./kv_bus.ts";
 import { KvBusReader } from "./kv_bus_reader.ts";
 import { KvBusWriter } from "./kv_bus_writer.ts";
@@ -159,7 +166,7 @@ export class KvPubSub implements PubSub {
 
   subscribe(stream: string): void {
     if (this.#streams.has(stream)) return;
-    this.#streams.set(stream, Date.now());
+    this.#streams.set(stream, busTime());
     this.#shardStreams[shardOf(stream, this.#shards)]++;
   }
 
