@@ -57,10 +57,8 @@ export class Session implements Subscriber {
   /** Subscriptions currently holding live messages (keeps deliver() lookup-free otherwise). */
   #held = 0;
   #queue: Promise<void> = Promise.resolve();
-  #timers?: Set<ReturnType<typeof setTimeout>>;
   readonly #baseLogger: Logger;
   #logger?: Logger;
-  #onClose?: Array<() => void>;
   readonly #closed?: (session: Session) => void;
   /** The ping group (seconds) and slice this session belongs to, set by the Pinger. */
   pingInterval = 0;
@@ -160,37 +158,16 @@ export class Session implements Subscriber {
     this.close(code, reason);
   }
 
-  /** Closes the link and runs the close hooks once. */
+  /** Closes the link and tells the node, once. */
   close(code = CLOSE_NORMAL, reason = ""): void {
     if (this.state === "closed") return;
     this.state = "closed";
-    for (const t of this.#timers ?? []) clearTimeout(t);
-    this.#timers = undefined;
     try {
       this.conn.close(code, reason);
     } catch {
       // already closed by the peer
     }
     this.#closed?.(this);
-    const hooks = this.#onClose ?? [];
-    this.#onClose = undefined;
-    for (const hook of hooks) hook();
-  }
-
-  onClose(hook: () => void): void {
-    if (this.state === "closed") hook();
-    else (this.#onClose ??= []).push(hook);
-  }
-
-  /** A timer that dies with the session. */
-  setTimer(fn: () => void, ms: number, repeat = false): void {
-    if (this.state === "closed") return;
-    const timers = this.#timers ??= new Set();
-    const t = repeat ? setInterval(fn, ms) : setTimeout(() => {
-      timers.delete(t);
-      fn();
-    }, ms);
-    timers.add(t);
   }
 
   /** Context for controller calls; `istate` only for one subscription. */
