@@ -79,6 +79,7 @@ static const char *opt_prefix = "bench_s";
 static int opt_broadcasts = 0;
 static int opt_window = 1;
 static int opt_pipeline = 1;
+static int opt_tail_from = -1;   /* also report the last-client latency of broadcasts >= this index */
 static int opt_warmup = 0;        /* first broadcasts left out of the latency figures */      /* POSTs in flight on the keep-alive connection */
 static int opt_gap_us = 20000;
 static int opt_pad = 0;
@@ -961,6 +962,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: client --port=P [--n=N] [--streams=S] [--prefix=bench_s] [--broadcasts=M]\n"
           "  [--window=W] [--pipeline=K] [--warmup=K] [--gap-us=G] [--pad=BYTES] [--slow-frac=F] [--duration-ms=D]\n"
+          "  [--tail-from=K]\n"
           "  [--concurrency=C] [--timeout-ms=T] [--proto=actioncable-v1-json] [--hold]\n"
           "  [--cpu=K] [--server-pid=PID] [--history=R] [--history-msgs=H] [--path=/cable]\n"
           "  [--broadcast-port=P] [--broadcast-path=/_broadcast]\n");
@@ -989,6 +991,7 @@ static void parse_args(int argc, char **argv) {
     INT("window", opt_window);
     INT("pipeline", opt_pipeline);
     INT("warmup", opt_warmup);
+    INT("tail-from", opt_tail_from);
     INT("gap-us", opt_gap_us);
     INT("pad", opt_pad);
     INT("duration-ms", opt_duration_ms);
@@ -1241,6 +1244,13 @@ int main(int argc, char **argv) {
   for (int j = 0; j < bc_next; j++)
     if (j >= opt_warmup && bc_got[j] >= bc_expected[j] && bc_expected[j] > 0 && bc_last[j] >= 0)
       lat[nl++] = bc_last[j] - bc_sent[j];
+  /* the same figure over the broadcasts from --tail-from on (the steady state) */
+  int64_t *tail = malloc(sizeof(int64_t) * (size_t)(bc_next > 0 ? bc_next : 1));
+  int nt = 0;
+  for (int j = opt_tail_from >= 0 ? opt_tail_from : bc_next; j < bc_next; j++)
+    if (j >= opt_warmup && bc_got[j] >= bc_expected[j] && bc_expected[j] > 0 && bc_last[j] >= 0)
+      tail[nt++] = bc_last[j] - bc_sent[j];
+  qsort(tail, (size_t)nt, sizeof *tail, cmp_i64);
   qsort(lat, (size_t)nl, sizeof *lat, cmp_i64);
   double lat_mean = 0;
   for (int i = 0; i < nl; i++) lat_mean += (double)lat[i];
@@ -1273,6 +1283,7 @@ int main(int argc, char **argv) {
          "\"broadcasts_sent\":%d,\"broadcasts_complete\":%d,\"broadcasts_timed_out\":%d,"
          "\"post_ok\":%llu,\"post_errors\":%llu,"
          "\"last_p50_us\":%.1f,\"last_p99_us\":%.1f,\"last_max_us\":%.1f,\"last_mean_us\":%.1f,"
+         "\"tail_n\":%d,\"tail_p50_us\":%.1f,\"tail_p99_us\":%.1f,"
          "\"delivery_p50_us\":%.1f,\"delivery_p99_us\":%.1f,"
          "\"deliveries\":%llu,\"expected_deliveries\":%llu,\"deliveries_per_s\":%.1f,"
          "\"lost\":%llu,\"duplicated\":%llu,\"reordered\":%llu,\"unknown\":%llu,"
@@ -1286,6 +1297,7 @@ int main(int argc, char **argv) {
          bc_next, bc_completed, bc_timed_out, (unsigned long long)post_ok,
          (unsigned long long)post_err, pct_sorted(lat, nl, 0.5) / 1e3,
          pct_sorted(lat, nl, 0.99) / 1e3, nl ? (double)lat[nl - 1] / 1e3 : -1, lat_mean / 1e3,
+         nt, pct_sorted(tail, nt, 0.5) / 1e3, pct_sorted(tail, nt, 0.99) / 1e3,
          hpercentile(0.5), hpercentile(0.99), (unsigned long long)deliveries,
          (unsigned long long)expected, span_s > 0 ? (double)deliveries / span_s : 0,
          (unsigned long long)lost, (unsigned long long)dups, (unsigned long long)reord,

@@ -29,6 +29,10 @@ export interface ClientResult {
   last_p99_us: number;
   last_max_us: number;
   last_mean_us: number;
+  /** The last-client latency over the broadcasts from `tailFrom` on (0 and -1 without it). */
+  tail_n: number;
+  tail_p50_us: number;
+  tail_p99_us: number;
   delivery_p50_us: number;
   delivery_p99_us: number;
   deliveries: number;
@@ -80,6 +84,8 @@ export interface ClientOptions {
   gapUs?: number;
   pad?: number;
   slowFrac?: number;
+  /** Also report the last-client latency of the broadcasts from this index on. */
+  tailFrom?: number;
   durationMs?: number;
   concurrency?: number;
   timeoutMs?: number;
@@ -122,6 +128,7 @@ function flags(o: ClientOptions): string[] {
     "gap-us": o.gapUs,
     pad: o.pad,
     "slow-frac": o.slowFrac,
+    "tail-from": o.tailFrom,
     "duration-ms": o.durationMs,
     concurrency: o.concurrency,
     "timeout-ms": o.timeoutMs,

@@ -223,8 +223,37 @@ async function broker(ctx: Context): Promise<void> {
   if (h.bad > 0) m.issues.push(`${h.bad} replays with missing or out-of-order messages`);
 }
 
+/** Cableway's default `--ws_max_pending_size`: what a stalled socket may queue in the server. */
+const MAX_PENDING = 1 << 20;
+
+/**
+ * The most the kernel queues on one socket whose reader stopped: tcp_wmem's maximum (Linux
+ * grows a stalled socket's send buffer up to it, and until it is full every write completes, so
+ * no server can tell that reader from a fast one).
+ */
+function kernelSendBufferMax(): number {
+  try {
+    const max = Number(Deno.readTextFileSync("/proc/sys/net/ipv4/tcp_wmem").trim().split(/\s+/)[2]);
+    if (max > 0) return max;
+  } catch {
+    // not Linux, or /proc is hidden
+  }
+  return 4 << 20;
+}
+
+/**
+ * Broadcasts after which every stalled socket has taken the kernel's send buffer plus
+ * MAX_PENDING (10 % margin): from there on a server that bounds its queues has cut the slow
+ * readers off, and what the fast readers see is what the server controls.
+ */
+export function slowAbsorbBroadcasts(pad: number): number {
+  const frame = pad + 150; // the padded data plus the identifier and the JSON around it
+  return Math.ceil((kernelSendBufferMax() + MAX_PENDING) / frame * 1.1);
+}
+
 async function slow(ctx: Context): Promise<void> {
   const t = ctx.tier.slow;
+  const tailFrom = LATENCY_WARMUP + slowAbsorbBroadcasts(t.pad);
   let step = 0;
   for (let rep = 0; rep < ctx.tier.reps; rep++) {
     for (const impl of order(ctx.impls, rep)) {
@@ -241,8 +270,9 @@ async function slow(ctx: Context): Promise<void> {
             let after: Memory | undefined;
             const result = await runClient({
               ...base(s, t.n),
-              broadcasts: t.broadcasts + LATENCY_WARMUP,
+              broadcasts: tailFrom + t.broadcasts,
               warmup: LATENCY_WARMUP,
+              tailFrom,
               pad: t.pad,
               gapUs: t.gapUs,
               window: 1,
@@ -254,7 +284,8 @@ async function slow(ctx: Context): Promise<void> {
             return { result, memory: before && after ? { before, after } : undefined };
           },
           describe: (m) =>
-            `fast readers' last p50 ${us(m.result.last_p50_us)}, server RSS peak ` +
+            `fast readers' last p50 ${us(m.result.last_p50_us)} (from broadcast ${tailFrom}: ` +
+            `${us(m.result.tail_p50_us)}), server RSS peak ` +
             `${m.memory ? (m.memory.after.hwmKb / 1024).toFixed(0) : "?"} MB, ` +
             `${m.result.slow_closed}/${m.result.slow} slow readers closed by the server ` +
             `(${m.result.slow_too_slow} told too_slow)`,

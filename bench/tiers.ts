@@ -13,6 +13,11 @@ export interface Tier {
   storm: { sizes: number[]; concurrency: number };
   streams: { n: number; streams: number; durationMs: number; window: number; pipeline: number };
   broker: { n: number; durationMs: number; window: number; pipeline: number; history: number };
+  /**
+   * `broadcasts` are the measured steady window; the runner sends more before it, enough for
+   * every stalled socket to fill the kernel's send buffer and the server's queue (with the
+   * padding `pad`, see slowAbsorbBroadcasts in scenarios.ts).
+   */
   slow: { n: number; frac: number; broadcasts: number; pad: number; gapUs: number };
 }
 
@@ -26,7 +31,7 @@ export const TIERS: Record<"smoke" | "quick" | "full", Tier> = {
     storm: { sizes: [100], concurrency: 50 },
     streams: { n: 100, streams: 10, durationMs: 500, window: 16, pipeline: 4 },
     broker: { n: 100, durationMs: 500, window: 16, pipeline: 4, history: 100 },
-    slow: { n: 100, frac: 0.1, broadcasts: 50, pad: 16_000, gapUs: 5000 },
+    slow: { n: 100, frac: 0.1, broadcasts: 20, pad: 64_000, gapUs: 5000 },
   },
   quick: {
     name: "quick",
@@ -37,7 +42,7 @@ export const TIERS: Record<"smoke" | "quick" | "full", Tier> = {
     storm: { sizes: [1000, 5000], concurrency: 500 },
     streams: { n: 5000, streams: 500, durationMs: 3000, window: 64, pipeline: 4 },
     broker: { n: 1000, durationMs: 3000, window: 16, pipeline: 4, history: 100 },
-    slow: { n: 1000, frac: 0.1, broadcasts: 300, pad: 16_000, gapUs: 5000 },
+    slow: { n: 1000, frac: 0.1, broadcasts: 200, pad: 16_000, gapUs: 5000 },
   },
   full: {
     name: "full",
