@@ -151,6 +151,7 @@ export async function startApp(
     sessionsTtl: config.sessions_ttl,
     presenceTtl: config.presence_ttl,
     maxPending: config.ws_max_pending_size,
+    writeTimeout: config.ws_write_timeout,
     // The JWT header goes to RPC too (shared/PROTOCOL.md §6.2).
     forwardHeaders: [
       ...config.headers.map((h) => h.toLowerCase()),

@@ -50,6 +50,11 @@ export const OPTIONS = {
   allowed_origins: list([], "server", "Allowed Origin hosts (comma list, *.suffix allowed)"),
   max_message_size: int(65536, "server", "Maximum inbound WebSocket message size (bytes)"),
   ws_max_pending_size: int(1048576, "server", "Per-client outbound buffer limit (bytes)"),
+  ws_write_timeout: int(
+    2,
+    "server",
+    "Disconnect a WebSocket client (too_slow) whose socket takes nothing for this long (seconds, 0 = off)",
+  ),
   shutdown_timeout: int(30, "server", "Graceful shutdown timeout (seconds)"),
   presets: list([], "server", "Configuration presets (broker: fills broker/pubsub/adapters)"),
 

@@ -20,6 +20,7 @@ import { handleExtraCommand } from "./extras.ts";
 import { findSubscription, perform, subscribe, unsubscribe } from "./commands.ts";
 import { replayHistory } from "./history.ts";
 import { Pinger } from "./pinger.ts";
+import { WriteWatchdog } from "./write_watchdog.ts";
 import { Session } from "./session.ts";
 import { commitSession, restoreSession } from "./session_cache.ts";
 import { mergeState } from "./state.ts";
@@ -31,6 +32,8 @@ export interface NodeOptions {
   sessionsTtl: number;
   presenceTtl: number;
   maxPending: number;
+  /** Seconds a WebSocket's written bytes may stall before too_slow; 0 = off. */
+  writeTimeout?: number;
   forwardHeaders: string[];
   proxyCookies: string[];
   disconnectMode: "auto" | "always" | "never";
@@ -78,6 +81,7 @@ export class Node implements PubSubHandler {
   #shuttingDown = false;
   #keepalive?: ReturnType<typeof setInterval>;
   readonly #pinger: Pinger;
+  readonly #writes?: WriteWatchdog<Session>;
   readonly #closedHook = (session: Session) => this.#cleanup(session);
   readonly #wantedHeaders: string[];
 
@@ -85,6 +89,12 @@ export class Node implements PubSubHandler {
     this.opts = opts;
     this.deps = deps;
     this.#pinger = new Pinger({ pongTimeoutSeconds: opts.pongTimeout });
+    if (opts.writeTimeout && opts.writeTimeout > 0) {
+      this.#writes = new WriteWatchdog<Session>(
+        opts.writeTimeout * 1000,
+        (s) => s.dropSlow("client takes nothing (write timeout), disconnecting", s.pendingBytes),
+      );
+    }
     this.#wantedHeaders = [
       ...new Set([
         ...opts.forwardHeaders,
@@ -138,6 +148,7 @@ export class Node implements PubSubHandler {
       maxPending: this.opts.maxPending,
       stats: this.stats,
       closed: this.#closedHook,
+      writes: req.transport === "ws" ? this.#writes : undefined,
     });
     this.sessions.set(sid, session);
     this.#startAuthentication(session, req);
@@ -195,6 +206,7 @@ export class Node implements PubSubHandler {
     this.#shuttingDown = true;
     clearInterval(this.#keepalive);
     this.#pinger.close();
+    this.#writes?.close();
     for (const session of [...this.sessions.values()]) {
       session.disconnect("server_restart", true, CLOSE_GOING_AWAY);
     }

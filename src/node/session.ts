@@ -5,6 +5,8 @@ import { encodeReply } from "../protocol/encoder.ts";
 import type { Reply } from "../protocol/messages.ts";
 import type { Env } from "../rpc/rpc_client.ts";
 import { CLOSE_NORMAL, type Connection } from "../transport/connection.ts";
+import { utf8Length } from "../util/utf8_length.ts";
+import type { WriteWatchdog } from "./write_watchdog.ts";
 
 /** One subscription (identifier) of a session. */
 export interface Subscription {
@@ -30,6 +32,8 @@ export interface SessionInit {
   stats?: { serverMessages: number; bytesSent: number };
   /** Called once when the session closes; shared by all sessions (no closure per session). */
   closed?: (session: Session) => void;
+  /** The write timeout (WebSocket sessions): told when the socket holds a backlog. */
+  writes?: WriteWatchdog<Session>;
 }
 
 /**
@@ -54,6 +58,11 @@ export class Session implements Subscriber {
   readonly #maxPending: number;
   readonly #stats: { serverMessages: number; bytesSent: number };
   #tooSlow = false;
+  readonly #writes?: WriteWatchdog<Session>;
+  /** UTF-8 bytes handed to the connection so far (the write timeout compares it). */
+  sentBytes = 0;
+  /** Held by the write watchdog. */
+  writeWatched = false;
   /** Subscriptions currently holding live messages (keeps deliver() lookup-free otherwise). */
   #held = 0;
   #queue: Promise<void> = Promise.resolve();
@@ -74,6 +83,7 @@ export class Session implements Subscriber {
     this.#closed = init.closed;
     this.#maxPending = init.maxPending;
     this.#stats = init.stats ?? { serverMessages: 0, bytesSent: 0 };
+    this.#writes = init.writes;
   }
 
   /** A logger tagged with this sid (made on first use: most sessions never log). */
@@ -111,15 +121,32 @@ export class Session implements Subscriber {
   sendFrame(frame: string): void {
     if (this.state === "closed") return;
     this.conn.send(frame);
+    const bytes = utf8Length(frame);
+    this.sentBytes += bytes;
     this.#stats.serverMessages++;
-    this.#stats.bytesSent += frame.length;
+    this.#stats.bytesSent += bytes;
     const pending = this.conn.bufferedAmount;
-    if (pending !== undefined && pending > this.#maxPending && !this.#tooSlow) {
-      // Once: the disconnect message itself goes through here.
-      this.#tooSlow = true;
-      this.logger.warn("client is too slow, disconnecting", { pending });
-      this.disconnect("too_slow", true);
+    if (pending === undefined) return;
+    if (pending > this.#maxPending) {
+      this.dropSlow("client is too slow, disconnecting", pending);
+    } else if (pending > bytes && this.#writes && !this.writeWatched) {
+      // More than this frame waits: something sent earlier is not written yet.
+      this.#writes.watch(this);
     }
+  }
+
+  /** Outbound bytes the connection has not written yet. */
+  get pendingBytes(): number {
+    return this.conn.bufferedAmount ?? 0;
+  }
+
+  /** The client does not take what it is sent: `too_slow` (read if it ever reads), then close. */
+  dropSlow(why: string, pending: number): void {
+    // Once: the disconnect message itself goes through sendFrame.
+    if (this.#tooSlow) return;
+    this.#tooSlow = true;
+    this.logger.warn(why, { pending });
+    this.disconnect("too_slow", true);
   }
 
   deliver(identifier: string, frame: string, msg: StreamMessage): void {

@@ -5,6 +5,7 @@ import { SUPPORTED_PROTOCOLS } from "../protocol/messages.ts";
 import { VERSION } from "../version.ts";
 import { CLOSE_TOO_BIG, type Connection, type ConnectionRequest } from "./connection.ts";
 import { originAllowed } from "./origin.ts";
+import { utf8Length } from "../util/utf8_length.ts";
 
 export interface WsOptions {
   allowedOrigins: string[];
@@ -72,8 +73,8 @@ export function handleWebSocket(
       });
       return;
     }
-    if (data.length > opts.maxMessageSize / 3 && byteLength(data) > opts.maxMessageSize) {
-      session.logger.warn("message too big", { size: byteLength(data) });
+    if (data.length > opts.maxMessageSize / 3 && utf8Length(data) > opts.maxMessageSize) {
+      session.logger.warn("message too big", { size: utf8Length(data) });
       session.disconnect("message_too_big", true, CLOSE_TOO_BIG);
       return;
     }
@@ -109,8 +110,4 @@ class WsConnection implements Connection {
   get bufferedAmount(): number {
     return this.#socket.bufferedAmount;
   }
-}
-
-function byteLength(s: string): number {
-  return new TextEncoder().encode(s).length;
 }
