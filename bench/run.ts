@@ -49,7 +49,10 @@ if (values.help) {
 }
 
 const tier = { ...TIERS[values.full ? "full" : values.smoke ? "smoke" : "quick"] };
-if (values.reps) tier.reps = Math.max(1, Number(values.reps));
+if (values.reps) {
+  tier.reps = Math.max(1, Number(values.reps));
+  tier.throughput = { ...tier.throughput, reps: undefined };
+}
 const scenarios = values.scenario ? values.scenario.split(",") : Object.keys(SCENARIOS);
 for (const s of scenarios) {
   if (!SCENARIOS[s]) {

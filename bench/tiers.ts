@@ -8,7 +8,14 @@ export interface Tier {
   name: "smoke" | "quick" | "full";
   reps: number;
   latency: { sizes: number[]; broadcasts: number; gapUs: number };
-  throughput: { sizes: number[]; durationMs: number; window: number; pipeline: number };
+  /** `reps`: more repetitions than the tier's (deliveries/s at 1k spreads widely run to run). */
+  throughput: {
+    sizes: number[];
+    durationMs: number;
+    window: number;
+    pipeline: number;
+    reps?: number;
+  };
   memory: { sizes: number[]; warmup: number; settleMs: number };
   storm: { sizes: number[]; concurrency: number };
   streams: { n: number; streams: number; durationMs: number; window: number; pipeline: number };
@@ -48,7 +55,7 @@ export const TIERS: Record<"smoke" | "quick" | "full", Tier> = {
     name: "full",
     reps: 3,
     latency: { sizes: [1000, 5000, 10000], broadcasts: 40, gapUs: 20_000 },
-    throughput: { sizes: [1000, 10000], durationMs: 5000, window: 16, pipeline: 4 },
+    throughput: { sizes: [1000, 10000], durationMs: 5000, window: 16, pipeline: 4, reps: 5 },
     memory: { sizes: [1000, 10000], warmup: 100, settleMs: 2000 },
     storm: { sizes: [1000, 10000], concurrency: 500 },
     streams: { n: 10000, streams: 1000, durationMs: 5000, window: 64, pipeline: 4 },
