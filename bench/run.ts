@@ -52,6 +52,7 @@ const tier = { ...TIERS[values.full ? "full" : values.smoke ? "smoke" : "quick"]
 if (values.reps) {
   tier.reps = Math.max(1, Number(values.reps));
   tier.throughput = { ...tier.throughput, reps: undefined };
+  tier.memory = { ...tier.memory, reps: undefined };
 }
 const scenarios = values.scenario ? values.scenario.split(",") : Object.keys(SCENARIOS);
 for (const s of scenarios) {

@@ -90,8 +90,9 @@ async function throughput(ctx: Context): Promise<void> {
 
 async function memory(ctx: Context): Promise<void> {
   const t = ctx.tier.memory;
+  const reps = Math.max(ctx.tier.reps, t.reps ?? 0);
   for (const [i, n] of t.sizes.entries()) {
-    for (let rep = 0; rep < ctx.tier.reps; rep++) {
+    for (let rep = 0; rep < reps; rep++) {
       for (const impl of order(ctx.impls, i + rep)) {
         await measure(ctx, {
           scenario: "memory",

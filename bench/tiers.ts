@@ -16,7 +16,8 @@ export interface Tier {
     pipeline: number;
     reps?: number;
   };
-  memory: { sizes: number[]; warmup: number; settleMs: number };
+  /** `reps`: at least this many repetitions (RSS at 5k sits on a V8 heap-growth step). */
+  memory: { sizes: number[]; warmup: number; settleMs: number; reps?: number };
   storm: { sizes: number[]; concurrency: number };
   streams: { n: number; streams: number; durationMs: number; window: number; pipeline: number };
   broker: { n: number; durationMs: number; window: number; pipeline: number; history: number };
@@ -45,7 +46,7 @@ export const TIERS: Record<"smoke" | "quick" | "full", Tier> = {
     reps: 2,
     latency: { sizes: [1000, 5000], broadcasts: 30, gapUs: 20_000 },
     throughput: { sizes: [1000, 5000], durationMs: 3000, window: 16, pipeline: 4 },
-    memory: { sizes: [1000, 5000], warmup: 100, settleMs: 1500 },
+    memory: { sizes: [1000, 5000], warmup: 100, settleMs: 1500, reps: 3 },
     storm: { sizes: [1000, 5000], concurrency: 500 },
     streams: { n: 5000, streams: 500, durationMs: 3000, window: 64, pipeline: 4 },
     broker: { n: 1000, durationMs: 3000, window: 16, pipeline: 4, history: 100 },
