@@ -104,6 +104,37 @@ function slowP50Ratio(
 const steadyP50 = (m: Measurement) => (m.result.tail_n > 0 ? m.result.tail_p50_us : NaN) / 1000;
 const wholeP50 = (m: Measurement) => m.result.last_p50_us / 1000;
 
+/** One window of the slow scenario: p50 without and with slow readers, then the ratio. */
+function slowWindow(
+  ms: Measurement[],
+  n: number,
+  window: string,
+  f: (m: Measurement) => number,
+  invalid: boolean,
+  label = window,
+): Row[] {
+  const rows = [["base", "no slow readers"], ["slow", "10% slow readers"]].map(([variant, who]) =>
+    pair(
+      ms,
+      "slow",
+      `fast readers' last p50, ${k(n)}, ${who}, ${label}`,
+      "ms",
+      f,
+      undefined,
+      variant,
+    )
+  );
+  rows.push({
+    scenario: "slow",
+    metric: `fast readers' p50 ${window}: with slow ÷ without (per server)`,
+    unit: "×",
+    raw: slowP50Ratio(ms, "raw", f),
+    cableway: slowP50Ratio(ms, "cableway", f),
+    invalid,
+  });
+  return rows;
+}
+
 export function buildRows(ms: Measurement[]): Row[] {
   const rows: Row[] = [];
   for (const n of sizes(ms, "latency")) {
@@ -252,49 +283,9 @@ export function buildRows(ms: Measurement[]): Row[] {
     const n = first.n;
     const tail = first.result.tail_n;
     const invalid = ms.some((m) => m.scenario === "slow" && m.issues.length > 0);
-    for (const [variant, who] of [["base", "no slow readers"], ["slow", "10% slow readers"]]) {
-      rows.push(
-        pair(
-          ms,
-          "slow",
-          `fast readers' last p50, ${k(n)}, ${who}, whole run`,
-          "ms",
-          wholeP50,
-          undefined,
-          variant,
-        ),
-      );
-    }
-    rows.push({
-      scenario: "slow",
-      metric: "fast readers' p50 whole run: with slow ÷ without (per server)",
-      unit: "×",
-      raw: slowP50Ratio(ms, "raw", wholeP50),
-      cableway: slowP50Ratio(ms, "cableway", wholeP50),
-      invalid,
-    });
+    rows.push(...slowWindow(ms, n, "whole run", wholeP50, invalid));
     if (tail > 0) {
-      for (const [variant, who] of [["base", "no slow readers"], ["slow", "10% slow readers"]]) {
-        rows.push(
-          pair(
-            ms,
-            "slow",
-            `fast readers' last p50, ${k(n)}, ${who}, last ${tail} broadcasts`,
-            "ms",
-            steadyP50,
-            undefined,
-            variant,
-          ),
-        );
-      }
-      rows.push({
-        scenario: "slow",
-        metric: "fast readers' p50 steady: with slow ÷ without (per server)",
-        unit: "×",
-        raw: slowP50Ratio(ms, "raw", steadyP50),
-        cableway: slowP50Ratio(ms, "cableway", steadyP50),
-        invalid,
-      });
+      rows.push(...slowWindow(ms, n, "steady", steadyP50, invalid, `last ${tail} broadcasts`));
     }
     rows.push({
       scenario: "slow",

@@ -3,6 +3,7 @@
  * alternate (the order flips every repetition and every size) so drift hits both alike.
  */
 
+import { OPTIONS } from "../src/config/options.ts";
 import { type ClientOptions, type ClientResult, runClient } from "./client.ts";
 import type { Memory, RunningServer } from "./servers.ts";
 import {
@@ -68,9 +69,12 @@ const rate = (m: Measurement) =>
     (m.result.server_cpu_run * 100).toFixed(0)
   }%, client CPU ${(m.result.client_cpu_run * 100).toFixed(0)}%)`;
 
+/** A scenario's repetitions: the tier's, or more where the scenario asks for more. */
+const repsOf = (ctx: Context, t: { reps?: number }) => Math.max(ctx.tier.reps, t.reps ?? 0);
+
 async function throughput(ctx: Context): Promise<void> {
   const t = ctx.tier.throughput;
-  const reps = Math.max(ctx.tier.reps, t.reps ?? 0);
+  const reps = repsOf(ctx, t);
   for (const [i, n] of t.sizes.entries()) {
     for (let rep = 0; rep < reps; rep++) {
       for (const impl of order(ctx.impls, i + rep)) {
@@ -90,7 +94,7 @@ async function throughput(ctx: Context): Promise<void> {
 
 async function memory(ctx: Context): Promise<void> {
   const t = ctx.tier.memory;
-  const reps = Math.max(ctx.tier.reps, t.reps ?? 0);
+  const reps = repsOf(ctx, t);
   for (const [i, n] of t.sizes.entries()) {
     for (let rep = 0; rep < reps; rep++) {
       for (const impl of order(ctx.impls, i + rep)) {
@@ -226,7 +230,7 @@ async function broker(ctx: Context): Promise<void> {
 }
 
 /** Cableway's default `--ws_max_pending_size`: what a stalled socket may queue in the server. */
-const MAX_PENDING = 1 << 20;
+const MAX_PENDING = OPTIONS.ws_max_pending_size.default;
 
 /**
  * The most the kernel queues on one socket whose reader stopped: tcp_wmem's maximum (Linux
