@@ -73,8 +73,9 @@ export function handleWebSocket(
       });
       return;
     }
-    if (data.length > opts.maxMessageSize / 3 && utf8Length(data) > opts.maxMessageSize) {
-      session.logger.warn("message too big", { size: utf8Length(data) });
+    const size = data.length > opts.maxMessageSize / 3 ? utf8Length(data) : 0;
+    if (size > opts.maxMessageSize) {
+      session.logger.warn("message too big", { size });
       session.disconnect("message_too_big", true, CLOSE_TOO_BIG);
       return;
     }
