@@ -1,3 +1,5 @@
+import { upgradeRequest } from "./ws_client.ts";
+
 /**
  * A WebSocket client on a bare TCP socket, for what a WebSocket object cannot do: stop reading
  * (a stalled reader), then read again. Masked text frames out; unmasked frames in.
@@ -13,21 +15,7 @@ export class RawWs {
   static async connect(port: number, path = "/cable", protocol = "actioncable-v1-json") {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     const ws = new RawWs(conn);
-    await ws.#write(
-      new TextEncoder().encode(
-        [
-          `GET ${path} HTTP/1.1`,
-          `Host: 127.0.0.1:${port}`,
-          "Upgrade: websocket",
-          "Connection: Upgrade",
-          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-          "Sec-WebSocket-Version: 13",
-          `Sec-WebSocket-Protocol: ${protocol}`,
-          "",
-          "",
-        ].join("\r\n"),
-      ),
-    );
+    await ws.#write(upgradeRequest(port, path, { "Sec-WebSocket-Protocol": protocol }));
     for (;;) {
       const end = indexOf(ws.#buf, "\r\n\r\n");
       if (end >= 0) {

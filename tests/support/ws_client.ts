@@ -75,6 +75,26 @@ export class WsClient {
   }
 }
 
+/** A WebSocket upgrade request (fixed key) for clients on bare TCP sockets. */
+export function upgradeRequest(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+): Uint8Array {
+  const lines = [
+    `GET ${path} HTTP/1.1`,
+    `Host: 127.0.0.1:${port}`,
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version: 13",
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    "",
+    "",
+  ];
+  return new TextEncoder().encode(lines.join("\r\n"));
+}
+
 /** Sends a raw HTTP/1.1 upgrade request and returns the status and response headers. */
 export async function rawHandshake(
   port: number,
@@ -83,18 +103,7 @@ export async function rawHandshake(
 ): Promise<{ status: number; headers: Headers }> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
-    const lines = [
-      `GET ${path} HTTP/1.1`,
-      `Host: 127.0.0.1:${port}`,
-      "Upgrade: websocket",
-      "Connection: Upgrade",
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-      "Sec-WebSocket-Version: 13",
-      ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
-      "",
-      "",
-    ];
-    await conn.write(new TextEncoder().encode(lines.join("\r\n")));
+    await conn.write(upgradeRequest(port, path, headers));
     let text = "";
     const buf = new Uint8Array(4096);
     while (!text.includes("\r\n\r\n")) {
