@@ -23,7 +23,7 @@ async function subscribe(c: WsClient, identifier = chat, extra: Record<string, u
 const dataFrames = (c: WsClient) => c.frames.filter((f) => f.message !== undefined && !f.type);
 
 for (const broker of ["memory", "kv"]) {
-  Deno.test(`${broker} broker: ext clients get positions, plain clients the classic message`, async () => {
+  Deno.test(`${broker} broker: ext and plain clients both get positions`, async () => {
     const rpc = new FakeRpc();
     const flags = [`--rpc_host=${rpc.url}`, `--broker=${broker}`];
     if (broker === "kv") flags.push("--kv_path=:memory:");
@@ -41,11 +41,20 @@ for (const broker of ["memory", "kv"]) {
       const e = dataFrames(ext);
       assert.deepEqual(e.map((f) => f.offset), [1, 2, 3]);
       assert.ok(e.every((f) => f.stream_id === "chat" && typeof f.epoch === "string"));
-      assert.deepEqual(dataFrames(plain)[0], { identifier: chat, message: { i: 1 } });
+      // The plain protocol carries positions too, as the reference does.
+      assert.deepEqual(dataFrames(plain)[0], {
+        identifier: chat,
+        message: { i: 1 },
+        stream_id: "chat",
+        epoch: e[0].epoch,
+        offset: 1,
+      });
       // Transient publications carry no position.
       await server.broadcast({ stream: "chat", data: '"t"', meta: { transient: true } });
       const t = await ext.waitFor((f) => f.message === "t");
       assert.equal(t.offset, undefined);
+      const tp = await plain.waitFor((f) => f.message === "t");
+      assert.deepEqual(tp, { identifier: chat, message: "t" });
 
       // History by offset, by time, and its rejections.
       const epoch = e[0].epoch as string;

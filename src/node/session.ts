@@ -91,9 +91,12 @@ export class Session implements Subscriber {
     return this.#logger ??= this.#baseLogger.child({ sid: this.sid });
   }
 
-  /** Live messages carry their stream position: ext protocol, and SSE (its event ids). */
+  /**
+   * Live messages carry their stream position (`stream_id`, `epoch`, `offset`) whenever the
+   * broker gave them one, on every protocol and transport, as the reference does.
+   */
   get positions(): boolean {
-    return this.ext || this.transport === "sse";
+    return true;
   }
 
   get open(): boolean {
