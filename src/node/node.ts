@@ -22,7 +22,7 @@ import { replayHistory } from "./history.ts";
 import { Pinger } from "./pinger.ts";
 import { WriteWatchdog } from "./write_watchdog.ts";
 import { Session } from "./session.ts";
-import { commitSession, restoreSession } from "./session_cache.ts";
+import { commitSession, restoreSession, welcomeWithSid } from "./session_cache.ts";
 import { mergeState } from "./state.ts";
 
 export interface NodeOptions {
@@ -247,7 +247,7 @@ export class Node implements PubSubHandler {
       if (res.interest) session.interest = true;
       mergeState(session.cstate, res.env?.cstate);
       this.#connected(session);
-      for (const t of res.transmissions ?? []) session.sendFrame(t);
+      for (const t of res.transmissions ?? []) session.sendFrame(welcomeWithSid(this, session, t));
       await commitSession(this, session);
       return;
     }

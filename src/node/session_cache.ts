@@ -16,6 +16,29 @@ function cacheable(node: Node, session: Session): boolean {
     node.opts.sessionsTtl > 0 && session.identifiers !== undefined;
 }
 
+/**
+ * The backend's welcome with this session's `sid` added when the session is restorable and the
+ * backend left it out (a Rails backend over HTTP RPC adds it only with a middleware), so restore
+ * works with every backend. Any other transmission is returned unchanged.
+ */
+export function welcomeWithSid(node: Node, session: Session, frame: string): string {
+  if (!cacheable(node, session) || !frame.includes('"welcome"')) return frame;
+  let msg: unknown;
+  try {
+    msg = JSON.parse(frame);
+  } catch {
+    return frame;
+  }
+  if (
+    typeof msg !== "object" || msg === null || Array.isArray(msg) ||
+    (msg as { type?: unknown }).type !== "welcome" ||
+    (typeof (msg as { sid?: unknown }).sid === "string" && (msg as { sid: string }).sid !== "")
+  ) {
+    return frame;
+  }
+  return JSON.stringify({ ...msg, sid: session.sid });
+}
+
 /** Saves the session so a reconnecting client can restore it without a Connect call. */
 export async function commitSession(node: Node, session: Session): Promise<void> {
   if (!cacheable(node, session)) return;
