@@ -1,4 +1,11 @@
-import { type Config, envNames, type OptionName, OPTIONS, type OptionSpec } from "./options.ts";
+import {
+  type Config,
+  envNames,
+  NON_NEGATIVE,
+  type OptionName,
+  OPTIONS,
+  type OptionSpec,
+} from "./options.ts";
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -72,12 +79,14 @@ function convert(name: OptionName, raw: string, source: string): unknown {
       return raw;
     case "int": {
       if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${source}: not an integer: ${raw}`);
-      return Number(raw);
+      return inRange(spec, Number(raw), source);
     }
     case "float": {
       const n = Number(raw);
-      if (!Number.isFinite(n)) throw new ConfigError(`${source}: not a number: ${raw}`);
-      return n;
+      if (raw.trim() === "" || !Number.isFinite(n)) {
+        throw new ConfigError(`${source}: not a number: ${raw}`);
+      }
+      return inRange(spec, n, source);
     }
     case "bool": {
       const v = raw.trim().toLowerCase();
@@ -88,6 +97,15 @@ function convert(name: OptionName, raw: string, source: string): unknown {
     case "list":
       return raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
   }
+}
+
+/** Every numeric option is checked against its range (non-negative unless it names one). */
+function inRange(spec: OptionSpec<unknown>, n: number, source: string): number {
+  const { min, max } = spec.range ?? NON_NEGATIVE;
+  if (n < min || n > max) {
+    throw new ConfigError(`${source}=${n} is out of range: expected ${min} to ${max}`);
+  }
+  return n;
 }
 
 const ONE_OF: Partial<Record<OptionName, string[]>> = {
@@ -134,12 +152,7 @@ function resolve(
     values.public_streams = true;
     if (values.broadcast_key === "") values.broadcast_key = "none";
   }
-  for (const name of ["port", "ping_interval", "rpc_concurrency", "max_message_size"] as const) {
-    if ((values[name] as number) < 0) throw new ConfigError(`--${name} must not be negative`);
-  }
-  if ((values.rpc_concurrency as number) < 1) {
-    throw new ConfigError("--rpc_concurrency must be at least 1");
-  }
+  checkRpcHost(values);
   for (const p of values.path as string[]) {
     if (!p.startsWith("/")) throw new ConfigError(`--path: "${p}" must start with /`);
   }
@@ -158,6 +171,22 @@ function resolve(
     }
   }
   return Object.freeze(values) as unknown as Config;
+}
+
+/**
+ * A gRPC target is `host:port` (or `dns:`/`grpc-list://`): an rpc_host with a path but no
+ * scheme, or `--rpc_impl=http` without one, is an HTTP URL whose `http://` was forgotten.
+ */
+function checkRpcHost(values: Record<string, unknown>): void {
+  if (values.norpc) return;
+  const host = (values.rpc_host as string).trim();
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(host) || host.startsWith("dns:")) return;
+  if (host.includes("/") || values.rpc_impl === "http") {
+    throw new ConfigError(
+      `--rpc_host: "${host}" has no scheme; for HTTP RPC write http://${host} ` +
+        "(a gRPC target is host:port)",
+    );
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError, helpText, parseConfig } from "./config.ts";
-import { OPTIONS } from "./options.ts";
+import { NON_NEGATIVE, type OptionName, OPTIONS, type OptionSpec } from "./options.ts";
 import { pubsubInternalChannel } from "../app/adapters.ts";
 
 const env = (vars: Record<string, string> = {}) => ({ get: (k: string) => vars[k] });
@@ -196,4 +196,69 @@ Deno.test("the pub/sub command channel gets -int when the fan-out broadcaster us
     ]),
     "__anycable_internal__",
   );
+});
+
+Deno.test("every numeric option is range-checked, from flags and env vars alike", () => {
+  let checked = 0;
+  for (const [name, raw] of Object.entries(OPTIONS)) {
+    const spec: OptionSpec<unknown> = raw;
+    if (spec.type !== "int" && spec.type !== "float") continue;
+    checked++;
+    const { min, max } = spec.range ?? NON_NEGATIVE;
+    const def = spec.default as number;
+    assert.ok(def >= min && def <= max, `${name}: default ${def} outside ${min}..${max}`);
+    assert.equal(parseConfig([`--${name}=${min}`], env()).config[name as OptionName], min);
+    assert.equal(parseConfig([`--${name}=${max}`], env()).config[name as OptionName], max);
+    assert.throws(
+      () => parseConfig([`--${name}=${min - 1}`], env()),
+      (e: Error) => e instanceof ConfigError && e.message.includes(`--${name}=${min - 1}`),
+      `${name} below ${min}`,
+    );
+    assert.throws(
+      () => parseConfig([`--${name}=${max + 1}`], env()),
+      (e: Error) => e instanceof ConfigError && e.message.includes("out of range"),
+      `${name} above ${max}`,
+    );
+    const envName = `ANYCABLE_${name.toUpperCase()}`;
+    assert.throws(
+      () => parseConfig([], env({ [envName]: String(min - 1) })),
+      (e: Error) => e instanceof ConfigError && e.message.includes(envName),
+      `${envName} below ${min}`,
+    );
+  }
+  assert.ok(checked >= 20, `only ${checked} numeric options`);
+  assert.throws(
+    () => parseConfig(["--port=99999"], env()),
+    /--port=99999 is out of range: expected 0 to 65535/,
+  );
+  assert.throws(
+    () => parseConfig(["--history_limit=-5"], env()),
+    /--history_limit=-5 is out of range/,
+  );
+  assert.throws(() => parseConfig([], env({ PORT: "70000" })), /PORT=70000 is out of range/);
+  assert.throws(() => parseConfig(["--ping_interval=99999999"], env()), /--ping_interval/);
+});
+
+Deno.test("an rpc_host with a path but no scheme suggests http://", () => {
+  assert.throws(
+    () => parseConfig(["--rpc_host=localhost:3000/_anycable"], env()),
+    /--rpc_host: "localhost:3000\/_anycable" has no scheme; for HTTP RPC write http:\/\/localhost:3000\/_anycable/,
+  );
+  assert.throws(
+    () => parseConfig(["--rpc_host=localhost:3000", "--rpc_impl=http"], env()),
+    /write http:\/\/localhost:3000/,
+  );
+  for (
+    const ok of [
+      "localhost:50051",
+      "dns:///rpc.internal:50051",
+      "grpc-list://a:1,b:2",
+      "http://localhost:3000/_anycable",
+      "https://app.example.com/_anycable",
+    ]
+  ) {
+    assert.equal(parseConfig([`--rpc_host=${ok}`], env()).config.rpc_host, ok);
+  }
+  // Without RPC the host is never used.
+  assert.equal(parseConfig(["--norpc", "--rpc_host=a/b"], env()).config.norpc, true);
 });

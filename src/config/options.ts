@@ -12,7 +12,24 @@ export interface OptionSpec<T> {
   readonly group: string;
   /** Extra env var names, checked after ANYCABLE_<NAME>. */
   readonly env?: readonly string[];
+  /** Accepted values of an int or float option (default: NON_NEGATIVE). */
+  readonly range?: Range;
 }
+
+/** Inclusive bounds of a numeric option, checked for flags and env vars alike. */
+export interface Range {
+  readonly min: number;
+  readonly max: number;
+}
+
+/** The rule for every numeric option that names no range of its own. */
+export const NON_NEGATIVE: Range = { min: 0, max: 2 ** 31 - 1 };
+/** A TCP port; 0 asks the system for a free one. */
+export const PORT: Range = { min: 0, max: 65535 };
+/** Seconds that become a timer (setTimeout takes at most 2^31-1 ms). */
+export const SECONDS: Range = { min: 0, max: 2_147_483 };
+export const AT_LEAST_ONE: Range = { min: 1, max: 2 ** 31 - 1 };
+export const PERCENT: Range = { min: 0, max: 100 };
 
 const str = (def: string, group: string, help: string, env?: string[]): OptionSpec<string> => ({
   type: "string",
@@ -21,13 +38,13 @@ const str = (def: string, group: string, help: string, env?: string[]): OptionSp
   help,
   env,
 });
-const int = (def: number, group: string, help: string, env?: string[]): OptionSpec<number> => ({
-  type: "int",
-  default: def,
-  group,
-  help,
-  env,
-});
+const int = (
+  def: number,
+  group: string,
+  help: string,
+  env?: string[],
+  range: Range = NON_NEGATIVE,
+): OptionSpec<number> => ({ type: "int", default: def, group, help, env, range });
 const bool = (def: boolean, group: string, help: string): OptionSpec<boolean> => ({
   type: "bool",
   default: def,
@@ -44,18 +61,26 @@ const list = (def: string[], group: string, help: string): OptionSpec<string[]> 
 export const OPTIONS = {
   // Server
   host: str("localhost", "server", "Host to listen on"),
-  port: int(8080, "server", "Port to listen on", ["PORT"]),
+  port: int(8080, "server", "Port to listen on (0 = any free port)", ["PORT"], PORT),
   path: list(["/cable"], "server", "WebSocket endpoint path(s), comma-separated"),
   health_path: str("/health", "server", "Health check endpoint path"),
   allowed_origins: list([], "server", "Allowed Origin hosts (comma list, *.suffix allowed)"),
-  max_message_size: int(65536, "server", "Maximum inbound WebSocket message size (bytes)"),
+  max_message_size: int(
+    65536,
+    "server",
+    "Maximum inbound WebSocket message size (bytes)",
+    undefined,
+    AT_LEAST_ONE,
+  ),
   ws_max_pending_size: int(1048576, "server", "Per-client outbound buffer limit (bytes)"),
   ws_write_timeout: int(
     2,
     "server",
     "Disconnect a WebSocket client (too_slow) whose socket takes nothing for this long (seconds, 0 = off)",
+    undefined,
+    SECONDS,
   ),
-  shutdown_timeout: int(30, "server", "Graceful shutdown timeout (seconds)"),
+  shutdown_timeout: int(30, "server", "Graceful shutdown timeout (seconds)", undefined, SECONDS),
   presets: list([], "server", "Configuration presets (broker: fills broker/pubsub/adapters)"),
 
   // SSE and long polling
@@ -63,22 +88,58 @@ export const OPTIONS = {
   sse_path: str("/events", "transports", "SSE endpoint path"),
   poll: bool(false, "transports", "Enable long polling"),
   poll_path: str("/lp", "transports", "Long-polling endpoint path"),
-  poll_interval: int(15, "transports", "Longest a poll request is held open (seconds)"),
+  poll_interval: int(
+    15,
+    "transports",
+    "Longest a poll request is held open (seconds)",
+    undefined,
+    SECONDS,
+  ),
   poll_flush_interval: int(500, "transports", "Outgoing buffering before a poll answers (ms)"),
-  poll_keepalive_timeout: int(5, "transports", "Session lifetime after the last poll (seconds)"),
-  poll_max_request_size: int(65536, "transports", "Largest poll request body (bytes)"),
+  poll_keepalive_timeout: int(
+    5,
+    "transports",
+    "Session lifetime after the last poll (seconds)",
+    undefined,
+    SECONDS,
+  ),
+  poll_max_request_size: int(
+    65536,
+    "transports",
+    "Largest poll request body (bytes)",
+    undefined,
+    AT_LEAST_ONE,
+  ),
 
   // Protocol
-  ping_interval: int(3, "protocol", "Ping interval (seconds)"),
+  ping_interval: int(3, "protocol", "Ping interval (seconds)", undefined, SECONDS),
   ping_timestamp_precision: str("s", "protocol", "Ping timestamp precision (s, ms, ns)"),
-  pong_timeout: int(0, "protocol", "Pong timeout for extended-protocol clients (seconds, 0 = off)"),
+  pong_timeout: int(
+    0,
+    "protocol",
+    "Pong timeout for extended-protocol clients (seconds, 0 = off)",
+    undefined,
+    SECONDS,
+  ),
 
   // RPC
   rpc_host: str("localhost:50051", "rpc", "RPC service address (http(s)://... for HTTP RPC)"),
   rpc_impl: str("", "rpc", "RPC implementation (http, grpc); picked from rpc_host when empty"),
   http_rpc_secret: str("", "rpc", "HTTP RPC authentication key (derived from --secret if empty)"),
-  rpc_request_timeout: int(3000, "rpc", "RPC request timeout (milliseconds)"),
-  rpc_concurrency: int(28, "rpc", "Maximum number of concurrent RPC calls"),
+  rpc_request_timeout: int(
+    3000,
+    "rpc",
+    "RPC request timeout (milliseconds)",
+    undefined,
+    AT_LEAST_ONE,
+  ),
+  rpc_concurrency: int(
+    28,
+    "rpc",
+    "Maximum number of concurrent RPC calls",
+    undefined,
+    AT_LEAST_ONE,
+  ),
   headers: list(["cookie"], "rpc", "Request headers forwarded to RPC (comma list)"),
   proxy_cookies: list([], "rpc", "Cookie names forwarded to RPC (all when empty)"),
   disconnect_mode: str("auto", "rpc", "When to call Disconnect RPC: auto, always, never"),
@@ -109,6 +170,8 @@ export const OPTIONS = {
     0,
     "broadcast",
     "HTTP broadcast port (0 = main port, or 8090 unsecured)",
+    undefined,
+    PORT,
   ),
   http_broadcast_path: str("/_broadcast", "broadcast", "HTTP broadcast endpoint path"),
   redis_url: str("redis://localhost:6379", "broadcast", "Redis URL", ["REDIS_URL"]),
@@ -130,15 +193,27 @@ export const OPTIONS = {
   history_limit: int(100, "broker", "Messages kept per stream"),
   history_ttl: int(300, "broker", "Seconds a message is kept"),
   sessions_ttl: int(300, "broker", "Seconds a disconnected session can be restored"),
-  presence_ttl: int(15, "broker", "Seconds a disconnected session stays present"),
+  presence_ttl: int(
+    15,
+    "broker",
+    "Seconds a disconnected session stays present",
+    undefined,
+    SECONDS,
+  ),
 
   // Metrics
   metrics_http: str("", "metrics", "Prometheus endpoint path, e.g. /metrics (off when empty)"),
-  metrics_port: int(0, "metrics", "Metrics port (0 = the main port)"),
+  metrics_port: int(0, "metrics", "Metrics port (0 = the main port)", undefined, PORT),
   metrics_host: str("", "metrics", "Metrics host (defaults to --host)"),
   metrics_tags: list([], "metrics", "Labels added to every metric (key:value, comma list)"),
   metrics_log: bool(false, "metrics", "Log a stats summary every --stats_refresh_interval"),
-  stats_refresh_interval: int(5, "metrics", "Stats summary interval (seconds)"),
+  stats_refresh_interval: int(
+    5,
+    "metrics",
+    "Stats summary interval (seconds)",
+    undefined,
+    SECONDS,
+  ),
 
   // Logging
   log_level: str("info", "log", "Log level (debug, info, warn, error)"),
