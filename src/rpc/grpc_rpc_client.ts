@@ -4,6 +4,7 @@
  * with gRPC framing, `sid`/`protov` metadata, `grpc-timeout` + AbortSignal deadlines and the
  * status taken from the trailers. Endpoints from `grpc-list://` are used round-robin.
  */
+import { causeText } from "../util/cause_text.ts";
 import * as http2 from "node:http2";
 import { VERSION } from "../version.ts";
 import { GrpcChannel, GrpcChannelClosedError } from "./grpc_channel.ts";
@@ -138,7 +139,7 @@ export class GrpcRpcClient implements RpcClient {
       channel.reset(session);
       return Promise.reject(
         new RpcUnavailableError(
-          `${name}: cannot open a stream to ${channel.endpoint.origin}: ${errorText(err)}`,
+          `${name}: cannot open a stream to gRPC backend ${address(channel)}: ${causeText(err)}`,
           { cause: err },
         ),
       );
@@ -233,7 +234,7 @@ export class GrpcRpcClient implements RpcClient {
     headers: http2.IncomingHttpHeaders | undefined,
     cause: unknown,
   ): Error {
-    const origin = channel.endpoint.origin;
+    const origin = `gRPC backend ${address(channel)}`;
     const httpStatus = Number(headers?.[HTTP2_HEADER_STATUS] ?? 0);
     if (headers && httpStatus !== 200) {
       const code = grpcCodeFromHttp(httpStatus);
@@ -249,7 +250,9 @@ export class GrpcRpcClient implements RpcClient {
     if (dead || !headers) {
       if (dead) channel.reset(session);
       return new RpcUnavailableError(
-        `${name}: backend ${origin} unreachable${cause ? `: ${errorText(cause)}` : ""}`,
+        `${name}: gRPC backend ${address(channel)} unreachable${
+          cause ? `: ${causeText(cause)}` : ""
+        }`,
         { cause },
       );
     }
@@ -262,6 +265,11 @@ export class GrpcRpcClient implements RpcClient {
 
 function headerText(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(", ") : value;
+}
+
+/** The gRPC target as the user writes it (`host:port`), not the `http://` origin dialed. */
+function address(channel: { endpoint: { origin: string } }): string {
+  return channel.endpoint.origin.replace(/^http:\/\//, "");
 }
 
 function errorText(err: unknown): string {

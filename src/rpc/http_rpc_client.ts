@@ -1,3 +1,4 @@
+import { causeText } from "../util/cause_text.ts";
 import {
   type CallMeta,
   type CommandRequest,
@@ -77,9 +78,10 @@ export class HttpRpcClient implements RpcClient {
         });
       }
       if (meta.signal?.aborted) throw err;
-      throw new RpcUnavailableError(`${method}: backend unreachable: ${errorText(err)}`, {
-        cause: err,
-      });
+      throw new RpcUnavailableError(
+        `${method}: backend ${this.#base}/${method} unreachable: ${causeText(err)}`,
+        { cause: err },
+      );
     }
     let text: string;
     try {
