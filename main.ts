@@ -1,4 +1,5 @@
 import { startApp } from "./src/app/app.ts";
+import { ListenError } from "./src/app/listen_error.ts";
 import { serveUntilSignal } from "./src/app/serve_until_signal.ts";
 import { ConfigError, helpText, parseConfig } from "./src/config/config.ts";
 import { IDENTITY_SUBCOMMANDS, runIdentityCli } from "./src/identity/cli.ts";
@@ -38,7 +39,8 @@ async function main(args: string[]): Promise<number> {
     app = await startApp(config, logger);
   } catch (err) {
     logger.error("failed to start", { error: err });
-    return 1;
+    // A busy port is a usage error (the message names the port and its flag), as is a bad flag.
+    return err instanceof ListenError ? 2 : 1;
   }
   return await serveUntilSignal(app, logger);
 }

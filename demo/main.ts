@@ -2,6 +2,7 @@
  * `deno task demo [--port=8080] [other Cableway flags]`: a chat on Cableway with a small
  * HTTP RPC backend. Prints the URL to open; Ctrl-C stops it.
  */
+import { ListenError } from "../src/app/listen_error.ts";
 import { ConfigError } from "../src/config/config.ts";
 import { startDemo } from "./demo_server.ts";
 
@@ -21,6 +22,10 @@ async function main(args: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`demo: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (err instanceof ListenError) {
+      console.error(`demo: ${err.message}`);
       return 2;
     }
     throw err;

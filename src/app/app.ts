@@ -20,6 +20,7 @@ import type { Metrics } from "../metrics/metrics.ts";
 import { registerMetrics } from "../metrics/register.ts";
 import { createTransportRoutes } from "../transport/routes.ts";
 import { deriveKey } from "../util/secrets.ts";
+import { ListenError } from "./listen_error.ts";
 import { createBroadcasters, createBroker, createPubSub } from "./adapters.ts";
 
 export interface App {
@@ -204,13 +205,16 @@ export async function startApp(
       logger,
     });
     await httpBroadcaster.start(publisher);
-    if (!keys.broadcast) {
-      logger.warn("HTTP broadcasting is not authenticated (no --broadcast_key or --secret)");
-    }
   }
   const broadcastPort = httpBroadcaster
     ? (config.http_broadcast_port || (keys.broadcast ? config.port : 8090))
     : undefined;
+  if (httpBroadcaster && !keys.broadcast) {
+    logger.warn(
+      "HTTP broadcasting is not authenticated (no --broadcast_key or --secret): " +
+        `${config.http_broadcast_path} listens on port ${broadcastPort} (--http_broadcast_port)`,
+    );
+  }
   const mountBroadcast = httpBroadcaster !== undefined && broadcastPort === config.port;
 
   const handler = createHandler({
@@ -228,23 +232,44 @@ export async function startApp(
     ]),
     logger,
   });
-  const server = listen(config.host, config.port, handler);
-  const port = server.addr.port;
+  let server: Deno.HttpServer<Deno.NetAddr> | undefined;
   let broadcastServer: Deno.HttpServer<Deno.NetAddr> | undefined;
-  if (httpBroadcaster && !mountBroadcast) {
-    broadcastServer = listen(
-      config.host,
-      broadcastPort!,
-      createBroadcastHandler(config.http_broadcast_path, httpBroadcaster, config.health_path),
-    );
-  }
   let metricsServer: Deno.HttpServer<Deno.NetAddr> | undefined;
-  if (config.metrics_http && config.metrics_port && config.metrics_port !== config.port) {
-    metricsServer = listen(config.metrics_host || config.host, config.metrics_port, (req) => {
-      const route = metricsRoute.get(new URL(req.url).pathname);
-      return route ? route(req, "") : new Response("not found\n", { status: 404 });
-    });
+  try {
+    server = listen(config.host, config.port, handler, "--port");
+    if (httpBroadcaster && !mountBroadcast) {
+      broadcastServer = listen(
+        config.host,
+        broadcastPort!,
+        createBroadcastHandler(config.http_broadcast_path, httpBroadcaster, config.health_path),
+        "--http_broadcast_port",
+        config.http_broadcast_port ? "" : BROADCAST_PORT_HINT,
+      );
+    }
+    if (config.metrics_http && config.metrics_port && config.metrics_port !== config.port) {
+      metricsServer = listen(
+        config.metrics_host || config.host,
+        config.metrics_port,
+        (req) => {
+          const route = metricsRoute.get(new URL(req.url).pathname);
+          return route ? route(req, "") : new Response("not found\n", { status: 404 });
+        },
+        "--metrics_port",
+      );
+    }
+  } catch (err) {
+    // Nothing serves yet: release what started (listeners, adapters) before reporting.
+    await Promise.all([server?.shutdown(), broadcastServer?.shutdown()]);
+    for (const b of broadcasters) await b.close().catch(() => {});
+    await httpBroadcaster?.close();
+    await node.shutdown(0);
+    await pubsub.close().catch(() => {});
+    await broker.close().catch(() => {});
+    await rpc?.close();
+    clearInterval(statsTimer);
+    throw err;
   }
+  const port = server.addr.port;
   const actualBroadcastPort = broadcastServer
     ? broadcastServer.addr.port
     : (mountBroadcast ? port : undefined);
@@ -291,19 +316,28 @@ export async function startApp(
   };
 }
 
+const BROADCAST_PORT_HINT =
+  "without --broadcast_key or --secret the HTTP broadcast endpoint listens on port 8090 of its own";
+
 function listen(
   hostname: string,
   port: number,
   handler: Deno.ServeHandler,
+  flag: string,
+  hint = "",
 ): Deno.HttpServer<Deno.NetAddr> {
-  // Binding happens synchronously: a busy port throws here, naming the address.
-  return Deno.serve({
-    hostname,
-    port,
-    onListen: () => {},
-    onError: (err) => {
-      console.error("request handler failed", err);
-      return new Response("internal error\n", { status: 500 });
-    },
-  }, handler);
+  // Binding happens synchronously: a busy port throws here; the error names the port and flag.
+  try {
+    return Deno.serve({
+      hostname,
+      port,
+      onListen: () => {},
+      onError: (err) => {
+        console.error("request handler failed", err);
+        return new Response("internal error\n", { status: 500 });
+      },
+    }, handler);
+  } catch (err) {
+    throw new ListenError(hostname, port, flag, err, hint);
+  }
 }
