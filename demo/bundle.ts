@@ -13,7 +13,7 @@ export async function bundleClient(): Promise<string> {
       "--platform=browser",
       "--minify",
       "--config",
-      new URL("deno.json", ROOT).pathname,
+      new URL("deno.dev.json", ROOT).pathname,
       new URL("demo/client/chat.ts", ROOT).pathname,
     ],
     cwd: ROOT.pathname,

@@ -13,7 +13,14 @@ async function run(
   args: string[],
 ): Promise<{ code: number; out: string }> {
   const res = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}${script}`, ...args],
+    // The demo's page needs the development config (deno task demo passes it too).
+    args: [
+      "run",
+      ...(script.startsWith("demo/") ? ["--config", `${ROOT}deno.dev.json`] : []),
+      "-A",
+      `${ROOT}${script}`,
+      ...args,
+    ],
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
