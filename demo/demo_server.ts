@@ -41,6 +41,9 @@ export async function startDemo(argv: string[], opts: DemoOptions = {}): Promise
   try {
     const { config, warnings } = parseConfig([
       "--broker=memory",
+      // A tab that vanished without leaving (crash, lost network) drops off the online list
+      // after 2 s instead of 15.
+      "--presence_ttl=2",
       ...argv,
       `--rpc_host=http://127.0.0.1:${backend.addr.port}/rpc`,
       `--http_rpc_secret=${rpcSecret}`,

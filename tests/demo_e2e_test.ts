@@ -146,11 +146,18 @@ Deno.test({
       assert.deepEqual((await messages(bob)).map(line), [...talk, ...missed]);
       assert.equal((await messages(alice)).length, 2, "Alice got messages while offline");
 
+      // Sending while offline says so and keeps the text.
+      await say(alice, "Are you still there?");
+      await alice.waitForSelector("#notice:not([hidden])");
+      assert.match(await alice.locator("#notice").innerText(), /offline/);
+      assert.equal(await alice.locator("#text").inputValue(), "Are you still there?");
+
       // Back online: the session is restored (no new Connect) and the history replayed.
       await aliceCtx.setOffline(false);
       await alice.waitForSelector("#status[data-state=connected]");
       await waitForMessages(alice, 5);
       await waitForOnline(alice, ["Alice", "Bob"]);
+      await alice.waitForSelector("#notice", { state: "hidden" });
       const got = await messages(alice);
       assert.deepEqual(got.map(line), [...talk, ...missed]);
       assert.equal(new Set(got.map((m) => m.id)).size, got.length, "a message shown twice");
@@ -166,6 +173,38 @@ Deno.test({
         await alice.screenshot({ path: shot });
         console.log(`demo screenshot saved to ${shot}`);
       }
+
+      // On a 390 px wide phone, who is online and the composer are both in view.
+      const phone = { width: 390, height: 844 };
+      const carol = await openChat(
+        await browser.newContext({ viewport: phone }),
+        demo.url,
+        "Carol",
+      );
+      await waitForOnline(carol, ["Alice", "Bob", "Carol"]);
+      const layout = JSON.parse(String(
+        await carol.evaluate(`JSON.stringify({
+          people: document.querySelector(".people").getBoundingClientRect(),
+          composer: document.querySelector("#composer").getBoundingClientRect(),
+          scrollWidth: document.documentElement.scrollWidth,
+        })`),
+      ));
+      for (const part of ["people", "composer"] as const) {
+        const r = layout[part];
+        assert.ok(
+          r.top >= 0 && r.bottom <= phone.height && r.left >= 0 && r.right <= phone.width,
+          `${part} out of view at 390 px: ${JSON.stringify(r)}`,
+        );
+      }
+      assert.ok(layout.scrollWidth <= phone.width, `scrolls sideways: ${layout.scrollWidth}`);
+
+      // Bob closes his tab: the others see him leave within seconds, not after 10-17 s.
+      const closedAt = Date.now();
+      await bob.close();
+      await waitForOnline(alice, ["Alice", "Carol"]);
+      const leftAfter = Date.now() - closedAt;
+      console.log(`a closed tab left the online list after ${leftAfter} ms`);
+      assert.ok(leftAfter < 5000, `closed tab still online after ${leftAfter} ms`);
     } catch (err) {
       console.error(`demo server log:\n${logs.join("\n")}`);
       throw err;

@@ -8,6 +8,7 @@ import { createCable } from "@anycable/web";
 import { byId, type ChatMessage, ChatView } from "./view.ts";
 
 const HISTORY_WINDOW_S = 300;
+const SEND_TIMEOUT_MS = 5000;
 
 const params = new URLSearchParams(location.search);
 const name = (params.get("name") ?? "").replace(/\s+/g, " ").trim().slice(0, 32);
@@ -43,10 +44,25 @@ function start(me: string, room: string): void {
   });
   const channel = cable.subscribeTo("ChatChannel", { room });
 
+  let connected = false;
   view.showState("connecting");
-  cable.on("connect", () => view.showState("connected"));
-  cable.on("disconnect", () => view.showState(navigator.onLine ? "reconnecting" : "offline"));
-  addEventListener("offline", () => view.showState("offline"));
+  cable.on("connect", () => {
+    connected = true;
+    view.showState("connected");
+    view.notice("");
+  });
+  cable.on("disconnect", () => {
+    connected = false;
+    view.showState(navigator.onLine ? "reconnecting" : "offline");
+  });
+  addEventListener("offline", () => {
+    connected = false;
+    view.showState("offline");
+  });
+  // Closing the tab leaves at once; the server's short presence TTL covers a crashed tab.
+  addEventListener("pagehide", () => {
+    channel.presence.leave().catch(() => {});
+  });
 
   channel.on("message", (msg, meta) => {
     const offset = (meta as { offset?: number } | undefined)?.offset;
@@ -77,9 +93,21 @@ function start(me: string, room: string): void {
     const input = byId<HTMLInputElement>("text");
     const text = input.value.trim();
     if (!text) return;
+    if (!connected) {
+      // The text stays in the box: nothing is queued behind the user's back.
+      view.notice(
+        "Not sent: you are offline. Your message stays in the box; send it again once connected.",
+      );
+      return;
+    }
     input.value = "";
-    channel.perform("speak", { text }).catch(() => {
-      input.value = text;
+    view.notice("");
+    const timeout = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error("no answer")), SEND_TIMEOUT_MS)
+    );
+    Promise.race([channel.perform("speak", { text }), timeout]).catch(() => {
+      if (!input.value) input.value = text;
+      view.notice("Not sent: the server did not answer. Your message is back in the box.");
     });
   });
 }

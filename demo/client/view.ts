@@ -93,6 +93,13 @@ export class ChatView {
     byId("online-count").textContent = String(names.length);
   }
 
+  /** A line above the composer (e.g. why a message was not sent); empty text hides it. */
+  notice(text: string): void {
+    const node = byId("notice");
+    node.textContent = text;
+    node.hidden = text === "";
+  }
+
   showState(state: ConnectionState): void {
     const status = byId("status");
     status.dataset.state = state;
