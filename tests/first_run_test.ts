@@ -3,6 +3,7 @@
  * error names what to change; the process exits 2 for usage errors, never with a stack trace.
  */
 import assert from "node:assert/strict";
+import { ListenError } from "../src/app/listen_error.ts";
 import { startServer } from "./support/server.ts";
 import { WsClient } from "./support/ws_client.ts";
 
@@ -144,3 +145,29 @@ for (
     }
   });
 }
+
+Deno.test("a second keyless instance: the taken default port 8090 is named with --http_broadcast_port", async () => {
+  // Hold 127.0.0.1:8090 for the test (if something else already holds it, it is taken anyway).
+  let held: Deno.TcpListener | undefined;
+  try {
+    held = Deno.listen({ hostname: "127.0.0.1", port: 8090, transport: "tcp" });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+  }
+  try {
+    const err = await startServer(["--norpc", "--broadcast_key=none"]).then(
+      async (server) => {
+        await server.stop();
+        return undefined;
+      },
+      (e) => e,
+    );
+    assert.ok(err instanceof ListenError, `expected a ListenError, got ${err}`);
+    assert.match(
+      err.message,
+      /port 8090 on 127\.0\.0\.1 is already in use: choose another with --http_broadcast_port; without --broadcast_key or --secret/,
+    );
+  } finally {
+    held?.close();
+  }
+});
