@@ -238,6 +238,7 @@ export function helpText(version: string): string {
     "       cableway jwt [--secret=S] [--ext=JSON] [--ttl=SECONDS]",
     "",
     "Every flag is also read from ANYCABLE_<FLAG_NAME> (e.g. ANYCABLE_RPC_HOST).",
+    "Numbers must be non-negative unless a [min-max] range is shown.",
   ];
   let group = "";
   for (const name of Object.keys(OPTIONS) as OptionName[]) {
@@ -249,8 +250,11 @@ export function helpText(version: string): string {
     const def = Array.isArray(spec.default) ? spec.default.join(",") : String(spec.default);
     const flag = spec.type === "bool" ? `--${name}` : `--${name}=${spec.type.toUpperCase()}`;
     const extra = spec.env?.length ? `, env ${spec.env.join("/")}` : "";
+    const range = spec.range && spec.range !== NON_NEGATIVE
+      ? ` [${spec.range.min}-${spec.range.max}]`
+      : "";
     lines.push(
-      `  ${flag.padEnd(38)} ${spec.help}${def !== "" ? ` (default: ${def})` : ""}${extra}`,
+      `  ${flag.padEnd(38)} ${spec.help}${range}${def !== "" ? ` (default: ${def})` : ""}${extra}`,
     );
   }
   return lines.join("\n");

@@ -237,6 +237,7 @@ Deno.test("every numeric option is range-checked, from flags and env vars alike"
   );
   assert.throws(() => parseConfig([], env({ PORT: "70000" })), /PORT=70000 is out of range/);
   assert.throws(() => parseConfig(["--ping_interval=99999999"], env()), /--ping_interval/);
+  assert.match(helpText("test"), /--port=INT +Port to listen on \(0 = any free port\) \[0-65535\]/);
 });
 
 Deno.test("an rpc_host with a path but no scheme suggests http://", () => {
