@@ -19,7 +19,7 @@ import type { Controller } from "./controller.ts";
 import { handleExtraCommand } from "./extras.ts";
 import { findSubscription, perform, subscribe, unsubscribe } from "./commands.ts";
 import { replayHistory } from "./history.ts";
-import { Pinger } from "./pinger.ts";
+import { Pinger, pingIntervalParam } from "./pinger.ts";
 import { WriteWatchdog } from "./write_watchdog.ts";
 import { Session } from "./session.ts";
 import { commitSession, restoreSession } from "./session_cache.ts";
@@ -270,8 +270,7 @@ export class Node implements PubSubHandler {
 
   startPings(session: Session): void {
     const params = new URL(session.env.url).searchParams;
-    const pi = params.get("pi");
-    const interval = pi !== null && /^\d+$/.test(pi) ? Number(pi) : this.opts.pingInterval;
+    const interval = pingIntervalParam(params.get("pi"), this.opts.pingInterval);
     if (interval <= 0 || session.transport === "poll") return;
     const ptp = params.get("ptp");
     const precision = ptp === "ms" || ptp === "ns" || ptp === "s" ? ptp : this.opts.pingPrecision;

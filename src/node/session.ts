@@ -1,6 +1,6 @@
 import type { StreamMessage } from "../broker/broker.ts";
 import type { Subscriber } from "../hub/hub.ts";
-import type { Logger } from "../logger/logger.ts";
+import type { LogBudget, Logger } from "../logger/logger.ts";
 import { encodeReply } from "../protocol/encoder.ts";
 import type { Reply } from "../protocol/messages.ts";
 import type { Env } from "../rpc/rpc_client.ts";
@@ -16,6 +16,12 @@ export interface Subscription {
   replayBuffer?: Array<{ frame: string; msg: StreamMessage }>;
   presenceId?: string;
 }
+
+/**
+ * What one session may write to the log: a client sending bad frames in a loop gets 20 lines per
+ * 10 s and then one summary line per window (the metrics still count every frame).
+ */
+export const SESSION_LOG_BUDGET: LogBudget = { lines: 20, perMs: 10_000 };
 
 export type SessionState = "connecting" | "connected" | "closed";
 
@@ -69,9 +75,9 @@ export class Session implements Subscriber {
   readonly #baseLogger: Logger;
   #logger?: Logger;
   readonly #closed?: (session: Session) => void;
-  /** The ping group (seconds) and slice this session belongs to, set by the Pinger. */
+  /** The ping interval (seconds) and the Pinger's tick this session is due at. */
   pingInterval = 0;
-  pingSlice = 0;
+  pingDue = 0;
 
   constructor(init: SessionInit) {
     this.sid = init.sid;
@@ -86,9 +92,12 @@ export class Session implements Subscriber {
     this.#writes = init.writes;
   }
 
-  /** A logger tagged with this sid (made on first use: most sessions never log). */
+  /**
+   * A logger tagged with this sid, within SESSION_LOG_BUDGET (made on first use: most sessions
+   * never log).
+   */
   get logger(): Logger {
-    return this.#logger ??= this.#baseLogger.child({ sid: this.sid });
+    return this.#logger ??= this.#baseLogger.child({ sid: this.sid }, SESSION_LOG_BUDGET);
   }
 
   /** Live messages carry their stream position: ext protocol, and SSE (its event ids). */
@@ -189,6 +198,7 @@ export class Session implements Subscriber {
   close(code = CLOSE_NORMAL, reason = ""): void {
     if (this.state === "closed") return;
     this.state = "closed";
+    this.#logger?.flush();
     try {
       this.conn.close(code, reason);
     } catch {

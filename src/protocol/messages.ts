@@ -27,7 +27,8 @@ export interface ClientCommand {
   identifier?: string;
   data?: unknown;
   history?: HistoryRequest;
-  presence?: PresenceRequest;
+  /** Unchecked as decoded: see presenceRequest (src/node/extras.ts). */
+  presence?: unknown;
 }
 
 /** A server -> client message. Only present keys are serialized. */
