@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { issueToken } from "../src/identity/jwt.ts";
 import { FakeRpc } from "./support/fake_rpc.ts";
 import { startServer } from "./support/server.ts";
 import { waitUntil } from "./support/wait.ts";
@@ -197,5 +198,86 @@ Deno.test("one client cannot flood the log; the metrics still count every bad fr
     assert.ok(suppressed >= n - 40 && suppressed <= n, `suppressed ${suppressed}`);
   } finally {
     await server.stop();
+  }
+});
+
+Deno.test("X-Request-ID never takes over a live or cached session's sid", async () => {
+  const server = await startServer(["--norpc", "--public", "--broker=memory"]);
+  const connect = async (headers: Record<string, string>, query = "") => {
+    const c = new WsClient(`${server.wsUrl}${query}`, EXT, { headers });
+    const welcome = await c.waitFor((f) => f.type === "welcome");
+    return { c, welcome };
+  };
+  try {
+    // A plain token becomes the sid, as in the reference.
+    const victim = await connect({ "x-request-id": "req-victim" });
+    assert.equal(victim.welcome.sid, "req-victim");
+    victim.c.send({ command: "subscribe", identifier: lobby });
+    await victim.c.waitFor((f) => f.type === "confirm_subscription");
+    // In use: another sid.
+    const live = await connect({ "x-request-id": "req-victim" });
+    assert.notEqual(live.welcome.sid, "req-victim");
+    await live.c.close();
+    await victim.c.close();
+    // Cached (the victim may come back): another sid, and the request id stays in the logs.
+    const thief = await connect({ "x-request-id": "req-victim" });
+    assert.notEqual(thief.welcome.sid, "req-victim");
+    assert.equal(thief.welcome.restored, undefined);
+    assert.ok(
+      server.logs.some((l) =>
+        l.sid === thief.welcome.sid && l.request_id === "req-victim" &&
+        String(l.msg).includes("cached session")
+      ),
+    );
+    await thief.c.close();
+    // Not a plain token: generated.
+    const odd = await connect({ "x-request-id": "a b<script>" + "x".repeat(80) });
+    assert.match(String(odd.welcome.sid), /^[A-Za-z0-9_-]{8,}$/);
+    await odd.c.close();
+    // The victim still restores its own session.
+    const back = await connect({}, "?sid=req-victim");
+    assert.equal(back.welcome.restored, true);
+    assert.deepEqual(back.welcome.restored_ids, [lobby]);
+    await back.c.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("a session is not restored past the expiry of the JWT that authenticated it", async () => {
+  const secret = "restore-secret";
+  const rpc = new FakeRpc();
+  const server = await startServer([
+    `--rpc_host=${rpc.url}`,
+    `--jwt_secret=${secret}`,
+    "--broker=memory",
+  ]);
+  try {
+    const id = JSON.stringify({ channel: "RoomChannel", stream: "room" });
+    const token = await issueToken({ user: "u1" }, secret, 2);
+    const expiresAt = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")))
+      .exp * 1000;
+    const first = new WsClient(`${server.wsUrl}?jid=${token}`, EXT);
+    const welcome = await first.waitFor((f) => f.type === "welcome");
+    first.send({ command: "subscribe", identifier: id });
+    await first.waitFor((f) => f.type === "confirm_subscription");
+    await first.close();
+    // Before the expiry the session restores (no Connect call)...
+    const early = new WsClient(`${server.wsUrl}?jid=${token}&sid=${welcome.sid}`, EXT);
+    const restored = await early.waitFor((f) => f.type === "welcome");
+    assert.equal(restored.restored, true);
+    await early.close();
+    // ...after it, not: the token is checked again and refused.
+    await waitUntil(() => Date.now() >= expiresAt + 50, "token expiry", 5000);
+    const late = new WsClient(`${server.wsUrl}?jid=${token}&sid=${restored.sid}`, EXT);
+    const refused = await late.waitFor((f) => f.type === "disconnect");
+    assert.equal(refused.reason, "token_expired");
+    assert.ok(!late.frames.some((f) => f.type === "welcome"));
+    await late.closed;
+    assert.equal(rpc.calls("connect").length, 0);
+    assert.ok(server.logs.some((l) => String(l.msg).includes("credential has expired")));
+  } finally {
+    await server.stop();
+    await rpc.stop();
   }
 });

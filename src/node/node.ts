@@ -25,6 +25,9 @@ import { Session } from "./session.ts";
 import { commitSession, restoreSession } from "./session_cache.ts";
 import { mergeState } from "./state.ts";
 
+/** An X-Request-ID that may become a sid: a plain token of at most 64 characters. */
+const REQUEST_ID_SID = /^[A-Za-z0-9_.:-]{1,64}$/;
+
 export interface NodeOptions {
   pingInterval: number;
   pingPrecision: "s" | "ms" | "ns";
@@ -135,11 +138,16 @@ export class Node implements PubSubHandler {
 
   /** A transport has a new client; authentication starts at once, frames queue behind it. */
   open(conn: Connection, req: ConnectionRequest): Session {
-    // X-Request-ID becomes the sid, as in the reference, unless it is taken.
-    const requested = req.headers.get("x-request-id");
-    const sid = requested && !this.sessions.has(requested) ? requested : nanoid();
+    // X-Request-ID becomes the sid, as in the reference, when it is a plain token and not in
+    // use here; #claimRequestedSid also refuses one the session cache holds. Otherwise the
+    // sid is generated and the request id kept for the logs.
+    const requested = req.headers.get("x-request-id") ?? undefined;
+    const usable = requested !== undefined && REQUEST_ID_SID.test(requested) &&
+      !this.sessions.has(requested);
+    const sid = usable ? requested : nanoid();
     const session = new Session({
       sid,
+      requestId: usable ? undefined : requested,
       ext: req.protocol === PROTOCOL_EXT_JSON,
       conn,
       env: { url: req.url, headers: this.#forwardedHeaders(req) },
@@ -214,12 +222,17 @@ export class Node implements PubSubHandler {
   }
 
   async #authenticate(session: Session, req: ConnectionRequest): Promise<void> {
+    if (session.requestId === undefined && req.headers.has("x-request-id")) {
+      await this.#claimRequestedSid(session);
+      if (!session.open) return;
+    }
     if (await restoreSession(this, session, req)) return;
     for (const auth of this.deps.authenticators) {
       const outcome = await auth.identify(session.sid, req);
       if (!outcome) continue;
       if (outcome.ok) {
         session.identifiers = outcome.identifiers;
+        session.expiresAt = outcome.expiresAt;
         this.#connected(session);
         session.send({ type: "welcome", sid: session.sid });
         await commitSession(this, session);
@@ -260,6 +273,27 @@ export class Node implements PubSubHandler {
     }
     session.logger.error("Connect RPC returned an error", { error_msg: res.error_msg });
     session.disconnect("server_error", true, CLOSE_INTERNAL);
+  }
+
+  /**
+   * A client-chosen sid must not be one the session cache holds: restoring or excluding by sid
+   * would reach another user's session. Such a session gets a generated sid instead.
+   */
+  async #claimRequestedSid(session: Session): Promise<void> {
+    const broker = this.deps.broker;
+    if (!broker.persistent || this.opts.sessionsTtl <= 0) return;
+    let cached: string | null;
+    try {
+      cached = await broker.restoreSession(session.sid);
+    } catch {
+      cached = "unknown"; // cannot tell: do not take the risk
+    }
+    if (cached === null || !session.open) return;
+    const requested = session.sid;
+    this.sessions.delete(requested);
+    session.rekey(nanoid(), requested);
+    this.sessions.set(session.sid, session);
+    session.logger.warn("X-Request-ID names a cached session: using a generated sid");
   }
 
   /** Marks a session authenticated and starts its pings. */

@@ -34,6 +34,8 @@ export interface SessionInit {
   logger: Logger;
   /** Outbound bytes that may wait before the client is disconnected as too_slow. */
   maxPending: number;
+  /** The client's X-Request-ID when it did not become the sid. */
+  requestId?: string;
   /** Shared traffic counters (metrics). */
   stats?: { serverMessages: number; bytesSent: number };
   /** Called once when the session closes; shared by all sessions (no closure per session). */
@@ -48,7 +50,7 @@ export interface SessionInit {
  * the few operations every caller shares.
  */
 export class Session implements Subscriber {
-  readonly sid: string;
+  #sid: string;
   readonly ext: boolean;
   readonly env: Env;
   readonly transport: "ws" | "sse" | "poll";
@@ -57,6 +59,10 @@ export class Session implements Subscriber {
   identifiers?: string;
   readonly cstate: Record<string, string> = {};
   readonly subscriptions = new Map<string, Subscription>();
+  /** When the credential that identified the session expires (ms); restore is refused after. */
+  expiresAt?: number;
+  /** The client's X-Request-ID when it did not become the sid (kept for logs). */
+  requestId?: string;
   /** The backend wants a Disconnect call (sticky). */
   interest = false;
   /** When the last inbound frame arrived (ms), for pong enforcement. */
@@ -80,7 +86,8 @@ export class Session implements Subscriber {
   pingDue = 0;
 
   constructor(init: SessionInit) {
-    this.sid = init.sid;
+    this.#sid = init.sid;
+    if (init.requestId !== undefined) this.requestId = init.requestId;
     this.ext = init.ext;
     this.conn = init.conn;
     this.env = init.env;
@@ -97,7 +104,25 @@ export class Session implements Subscriber {
    * never log).
    */
   get logger(): Logger {
-    return this.#logger ??= this.#baseLogger.child({ sid: this.sid }, SESSION_LOG_BUDGET);
+    return this.#logger ??= this.#baseLogger.child(
+      { sid: this.#sid, request_id: this.requestId },
+      SESSION_LOG_BUDGET,
+    );
+  }
+
+  get sid(): string {
+    return this.#sid;
+  }
+
+  /**
+   * Gives a session that is still authenticating another sid (the requested one turned out to
+   * be taken). The caller re-files it under the new sid.
+   */
+  rekey(sid: string, requestId: string): void {
+    if (this.state !== "connecting") throw new Error("only an authenticating session is rekeyed");
+    this.#sid = sid;
+    this.requestId = requestId;
+    this.#logger = undefined;
   }
 
   /** Live messages carry their stream position: ext protocol, and SSE (its event ids). */
