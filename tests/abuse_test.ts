@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { issueToken } from "../src/identity/jwt.ts";
-import { FakeRpc } from "./support/fake_rpc.ts";
+import { defaultCommand, FakeRpc } from "./support/fake_rpc.ts";
+import { RawWs } from "./support/raw_ws.ts";
 import { startServer } from "./support/server.ts";
 import { waitUntil } from "./support/wait.ts";
 import { WsClient } from "./support/ws_client.ts";
@@ -279,5 +280,77 @@ Deno.test("a session is not restored past the expiry of the JWT that authenticat
   } finally {
     await server.stop();
     await rpc.stop();
+  }
+});
+
+Deno.test("a client that sends faster than its commands are processed is cut off", async () => {
+  // A slow backend: each perform takes 100 ms, so frames pile up behind it.
+  const rpc = new FakeRpc({
+    command: async (body) => {
+      if (body.command === "message") await new Promise((r) => setTimeout(r, 100));
+      return defaultCommand(body, new Headers());
+    },
+  });
+  const server = await startServer([`--rpc_host=${rpc.url}`]);
+  try {
+    const id = JSON.stringify({ channel: "RoomChannel", stream: "room" });
+    const [flood, calm] = [new WsClient(server.wsUrl), new WsClient(server.wsUrl)];
+    for (const c of [flood, calm]) {
+      await c.waitFor((f) => f.type === "welcome");
+      c.send({ command: "subscribe", identifier: id });
+      await c.waitFor((f) => f.type === "confirm_subscription");
+    }
+    // A burst within the limit is fine: 20 performs queue and all run.
+    for (let i = 0; i < 20; i++) {
+      calm.send({ command: "message", identifier: id, data: JSON.stringify({ i }) });
+    }
+    // 200 frames of 16 KB: 3.2 MB waiting behind a 100 ms call.
+    const data = JSON.stringify({ action: "x", pad: "p".repeat(16_000) });
+    for (let i = 0; i < 200; i++) flood.send({ command: "message", identifier: id, data });
+    const bye = await flood.waitFor((f) => f.type === "disconnect", 10_000);
+    assert.deepEqual(bye, { type: "disconnect", reason: "too_many_requests", reconnect: true });
+    await flood.closed;
+    await rpc.waitFor((r) => r.filter((x) => x.body.command === "message").length >= 20, 10_000);
+    const performs = rpc.calls("command").filter((r) => r.body.command === "message");
+    // The flood got at most a handful through (1 MiB / 16 KB frames), and the calm client all.
+    assert.ok(performs.length < 20 + 70, `${performs.length} performs`);
+    assert.ok(server.logs.some((l) => l.msg === "too many commands waiting, disconnecting"));
+    await calm.close();
+  } finally {
+    await server.stop();
+    await rpc.stop();
+  }
+});
+
+Deno.test("protocol violations the runtime drops are logged; the session is cleaned up", async () => {
+  const server = await startServer(["--norpc", "--public"], "info");
+  try {
+    const port = Number(new URL(server.url).port);
+    const other = new WsClient(server.wsUrl);
+    await other.waitFor((f) => f.type === "welcome");
+    other.send({ command: "subscribe", identifier: lobby });
+    await other.waitFor((f) => f.type === "confirm_subscription");
+    const violations: Array<[string, (ws: RawWs) => Promise<void>]> = [
+      ["Invalid UTF-8", (ws) => ws.sendFrame(0x1, new Uint8Array([0xff, 0xfe, 0x7b]))],
+      ["reserved opcode", (ws) => ws.sendFrame(0x3, new Uint8Array([1]))],
+      ["stray continuation", (ws) => ws.sendFrame(0x0, new Uint8Array([1]))],
+    ];
+    for (const [what, violate] of violations) {
+      const ws = await RawWs.connect(port);
+      await ws.until((t) => t.includes("welcome"));
+      await violate(ws);
+      // The runtime ends the TCP connection without a close frame.
+      assert.equal(await ws.next(), null, what);
+      ws.close();
+    }
+    await waitUntil(() => server.app.node.sessions.size === 1, "sessions cleaned up");
+    const logged = server.logs.filter((l) => String(l.msg).includes("protocol violation"));
+    assert.equal(logged.length, 3);
+    assert.equal(logged[0].error, "Invalid UTF-8");
+    await server.broadcast({ stream: "lobby", data: '"still here"' });
+    await other.waitFor((f) => f.message === "still here");
+    await other.close();
+  } finally {
+    await server.stop();
   }
 });

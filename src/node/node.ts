@@ -25,6 +25,12 @@ import { Session } from "./session.ts";
 import { commitSession, restoreSession } from "./session_cache.ts";
 import { mergeState } from "./state.ts";
 
+/**
+ * Characters of inbound frames a session may have waiting to be processed (1 MiB of ASCII):
+ * thousands of ordinary commands, or 16 frames of the default 64 KiB maximum.
+ */
+export const MAX_INBOUND_BACKLOG = 1024 * 1024;
+
 /** An X-Request-ID that may become a sid: a plain token of at most 64 characters. */
 const REQUEST_ID_SID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
@@ -183,7 +189,19 @@ export class Node implements PubSubHandler {
       session.send({ type: "error", reason: "invalid_message", message: reason });
       return;
     }
-    session.enqueue(() => this.#dispatch(session, cmd));
+    // Frames wait in order behind the one being processed (an RPC call may be slow): a client
+    // that sends faster than that is cut off once MAX_INBOUND_BACKLOG characters wait.
+    const size = frame.length;
+    if (session.inboundBacklog > 0 && session.inboundBacklog + size > MAX_INBOUND_BACKLOG) {
+      this.stats.failedClientMessages++;
+      session.logger.warn("too many commands waiting, disconnecting", {
+        waiting: session.inboundBacklog,
+      });
+      session.disconnect("too_many_requests", true);
+      return;
+    }
+    session.inboundBacklog += size;
+    session.enqueue(() => this.#dispatch(session, cmd, size));
   }
 
   /** The transport saw the client go away. */
@@ -311,7 +329,15 @@ export class Node implements PubSubHandler {
     this.#pinger.add(session, interval, precision);
   }
 
-  async #dispatch(session: Session, cmd: ClientCommand): Promise<void> {
+  async #dispatch(session: Session, cmd: ClientCommand, size: number): Promise<void> {
+    try {
+      await this.#run(session, cmd);
+    } finally {
+      session.inboundBacklog -= size;
+    }
+  }
+
+  async #run(session: Session, cmd: ClientCommand): Promise<void> {
     if (session.state !== "connected") return;
     switch (cmd.command) {
       case "subscribe":

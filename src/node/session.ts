@@ -65,6 +65,8 @@ export class Session implements Subscriber {
   requestId?: string;
   /** The backend wants a Disconnect call (sticky). */
   interest = false;
+  /** Characters of inbound frames queued and not yet processed (see MAX_INBOUND_BACKLOG). */
+  inboundBacklog = 0;
   /** When the last inbound frame arrived (ms), for pong enforcement. */
   lastSeen = Date.now();
   readonly #maxPending: number;

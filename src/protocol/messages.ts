@@ -56,6 +56,7 @@ export type DisconnectReason =
   | "too_slow"
   | "invalid_message"
   | "message_too_big"
+  | "too_many_requests"
   | "internal_error";
 
 export function disconnectMessage(reason: string, reconnect: boolean): Reply {
