@@ -242,7 +242,6 @@ Deno.test("presence: join once per user, info, leave when the last session goes"
     "--norpc",
     "--public",
     "--broker=memory",
-    "--http_broadcast_port=0",
   ]);
   try {
     const id = JSON.stringify({ channel: "$pubsub", stream_name: "lobby" });
@@ -302,7 +301,6 @@ Deno.test("a disconnected session leaves after presence_ttl", async () => {
     "--public",
     "--broker=memory",
     "--presence_ttl=1",
-    "--http_broadcast_port=0",
   ]);
   try {
     const id = JSON.stringify({ channel: "$pubsub", stream_name: "room" });

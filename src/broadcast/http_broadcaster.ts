@@ -1,4 +1,5 @@
 import type { Logger } from "../logger/logger.ts";
+import { readBodyLimited } from "../transport/request_body.ts";
 import { timingSafeEqual } from "../util/secrets.ts";
 import { type Broadcaster, type BroadcastHandler, InvalidBroadcastError } from "./broadcaster.ts";
 
@@ -45,15 +46,19 @@ export class HttpBroadcaster implements Broadcaster {
     }
     const handler = this.#handler;
     if (!handler) return jsonError(503, "shutting down");
-    const length = Number(req.headers.get("content-length") ?? "0");
-    if (length > this.#opts.maxBodySize) return jsonError(413, "body too large");
-    let body: string;
+    // Read up to the limit and no further: a chunked body has no length to check up front.
+    let body: string | null;
     try {
-      body = await req.text();
+      body = await readBodyLimited(req, this.#opts.maxBodySize);
     } catch {
       return jsonError(400, "failed to read body");
     }
-    if (body.length > this.#opts.maxBodySize) return jsonError(413, "body too large");
+    if (body === null) {
+      this.#opts.logger.warn("broadcast rejected: body too large", {
+        limit: this.#opts.maxBodySize,
+      });
+      return jsonError(413, "body too large");
+    }
     try {
       await handler.handleBroadcast(body, { fanout: false });
     } catch (err) {

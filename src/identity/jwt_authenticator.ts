@@ -35,7 +35,11 @@ export class JwtAuthenticator implements Authenticator {
       return this.#opts.enforce ? { ok: false, reason: "unauthorized", reconnect: false } : null;
     }
     const result = await verifyJwt(token, this.#opts.secret);
-    if (result.ok) return { ok: true, identifiers: result.identifiers };
+    if (result.ok) {
+      const exp = result.payload.exp; // verified: a number when present (seconds)
+      const expiresAt = typeof exp === "number" ? Math.trunc(exp) * 1000 : undefined;
+      return { ok: true, identifiers: result.identifiers, expiresAt };
+    }
     if (result.reason === "missing_ext") {
       return { ok: false, reason: "internal_error", reconnect: false, error: true };
     }

@@ -16,11 +16,25 @@ const stderrSink: LogSink = {
   },
 };
 
+/** At most `lines` lines per `perMs` window; the rest are counted and summed up in one line. */
+export interface LogBudget {
+  readonly lines: number;
+  readonly perMs: number;
+}
+
+interface Budgeted {
+  readonly budget: LogBudget;
+  windowStart: number;
+  used: number;
+  suppressed: number;
+}
+
 export class Logger {
   readonly #min: number;
   readonly #format: LogFormat;
   readonly #fields: LogFields;
   readonly #sink: LogSink;
+  #limit?: Budgeted;
 
   constructor(
     opts: { level?: LogLevel; format?: LogFormat; fields?: LogFields; sink?: LogSink } = {},
@@ -31,13 +45,31 @@ export class Logger {
     this.#sink = opts.sink ?? stderrSink;
   }
 
-  /** A logger that adds `fields` to every line. */
-  child(fields: LogFields): Logger {
-    return new Logger({
+  /**
+   * A logger that adds `fields` to every line. With a `budget`, the child writes at most that
+   * many lines per window (one client cannot flood the log); what it drops is reported by one
+   * `log lines suppressed` line when the next window opens or on flush().
+   */
+  child(fields: LogFields, budget?: LogBudget): Logger {
+    const child = new Logger({
       level: levelName(this.#min),
       format: this.#format,
       fields: { ...this.#fields, ...fields },
       sink: this.#sink,
+    });
+    if (budget) child.#limit = { budget, windowStart: Date.now(), used: 0, suppressed: 0 };
+    return child;
+  }
+
+  /** Writes the summary of lines the budget dropped, if any. */
+  flush(): void {
+    const limit = this.#limit;
+    if (!limit || limit.suppressed === 0) return;
+    const suppressed = limit.suppressed;
+    limit.suppressed = 0;
+    this.#write("warn", "log lines suppressed", {
+      suppressed,
+      window_seconds: limit.budget.perMs / 1000,
     });
   }
 
@@ -60,6 +92,24 @@ export class Logger {
 
   #log(level: LogLevel, msg: string, fields?: LogFields): void {
     if (LEVELS[level] < this.#min) return;
+    const limit = this.#limit;
+    if (limit) {
+      const now = Date.now();
+      if (now - limit.windowStart >= limit.budget.perMs) {
+        this.flush();
+        limit.windowStart = now;
+        limit.used = 0;
+      }
+      if (limit.used >= limit.budget.lines) {
+        limit.suppressed++;
+        return;
+      }
+      limit.used++;
+    }
+    this.#write(level, msg, fields);
+  }
+
+  #write(level: LogLevel, msg: string, fields?: LogFields): void {
     const all = { ...this.#fields, ...fields };
     const time = new Date().toISOString();
     if (this.#format === "json") {

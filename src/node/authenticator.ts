@@ -10,7 +10,8 @@ export interface Authenticator {
 }
 
 export type AuthOutcome =
-  | { ok: true; identifiers: string }
+  /** `expiresAt` (ms): when the credential expires; a session is not restored past it. */
+  | { ok: true; identifiers: string; expiresAt?: number }
   | { ok: false; reason: string; reconnect: boolean; error?: boolean };
 
 /** `--noauth` / `--public`: everyone is identified by their sid. */

@@ -2,7 +2,7 @@ import type { ClientCommand, HistoryRequest } from "../protocol/messages.ts";
 import { Status } from "../rpc/rpc_client.ts";
 import { CLOSE_NORMAL } from "../transport/connection.ts";
 import type { CommandResult } from "./controller.ts";
-import { handleExtraCommand, presenceJoin, presenceLeaveAll } from "./extras.ts";
+import { handleExtraCommand, presenceJoin, presenceLeaveAll, presenceRequest } from "./extras.ts";
 import { replayHistory } from "./history.ts";
 import type { Node } from "./node.ts";
 import type { Session, Subscription } from "./session.ts";
@@ -83,8 +83,9 @@ async function subscribeWith(
   if (res.status !== Status.SUCCESS) return;
   await commitSession(node, session);
   if (history) await replayHistory(node, session, identifier, sub, history);
-  if (cmd.presence) {
-    await presenceJoin(node, session, identifier, cmd.presence);
+  if (cmd.presence !== undefined) {
+    const presence = presenceRequest(session, "subscribe", identifier, cmd.presence);
+    if (presence) await presenceJoin(node, session, identifier, presence);
   }
 }
 

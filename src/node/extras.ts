@@ -20,14 +20,15 @@ export async function handleExtraCommand(
     case "whisper":
       await whisper(node, session, cmd);
       return true;
-    case "join":
-      if (!cmd.identifier) return true;
-      if (!cmd.presence || typeof cmd.presence.id !== "string") {
-        session.logger.warn("join without a presence id", { identifier: cmd.identifier });
+    case "join": {
+      if (!cmd.identifier) {
+        refuse(session, cmd.command, "invalid_message", "join needs an identifier");
         return true;
       }
-      await presenceJoin(node, session, cmd.identifier, cmd.presence);
+      const presence = presenceRequest(session, cmd.command, cmd.identifier, cmd.presence);
+      if (presence) await presenceJoin(node, session, cmd.identifier, presence);
       return true;
+    }
     case "leave":
       if (cmd.identifier) await presenceLeaveAll(node, session, cmd.identifier);
       return true;
@@ -43,7 +44,13 @@ async function whisper(node: Extras, session: Session, cmd: ClientCommand): Prom
   const sub = cmd.identifier ? session.subscriptions.get(cmd.identifier) : undefined;
   const stream = sub?.istate["$w"];
   if (!sub || !stream) {
-    session.logger.debug("whisper is not allowed here", { identifier: cmd.identifier });
+    refuse(
+      session,
+      cmd.command,
+      "forbidden",
+      sub ? "whisper is not allowed for this subscription" : "whisper for an unknown subscription",
+      cmd.identifier,
+    );
     return;
   }
   await node.deps.publish({
@@ -51,6 +58,48 @@ async function whisper(node: Extras, session: Session, cmd: ClientCommand): Prom
     data: JSON.stringify(cmd.data ?? null),
     meta: { transient: true, exclude_socket: session.sid },
   });
+}
+
+/** Longest presence id accepted (characters). */
+export const MAX_PRESENCE_ID = 255;
+
+/**
+ * The presence part of `join` and of a presence-carrying `subscribe`, checked by one rule: an
+ * object whose `id` is a non-empty string of at most MAX_PRESENCE_ID characters (`info` is any
+ * JSON). Anything else is refused with `invalid_message` and undefined is returned.
+ */
+export function presenceRequest(
+  session: Session,
+  command: string,
+  identifier: string,
+  value: unknown,
+): PresenceRequest | undefined {
+  const id = typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>).id
+    : undefined;
+  if (typeof id === "string" && id !== "" && id.length <= MAX_PRESENCE_ID) {
+    return { id, info: (value as Record<string, unknown>).info };
+  }
+  refuse(
+    session,
+    command,
+    "invalid_message",
+    `presence needs an "id" string of 1 to ${MAX_PRESENCE_ID} characters`,
+    identifier,
+  );
+  return undefined;
+}
+
+/** A command the server will not carry out: logged at info with the reason, and answered. */
+function refuse(
+  session: Session,
+  command: string,
+  reason: string,
+  message: string,
+  identifier?: string,
+): void {
+  session.logger.info(`${command} refused: ${message}`, { identifier, reason });
+  session.send({ type: "error", identifier, reason, message });
 }
 
 function presenceStream(session: Session, identifier: string): string | undefined {
@@ -65,7 +114,13 @@ export async function presenceJoin(
 ): Promise<void> {
   const stream = presenceStream(session, identifier);
   if (!stream) {
-    session.logger.debug("presence is not allowed here", { identifier });
+    refuse(
+      session,
+      "join",
+      "forbidden",
+      "presence is not allowed for this subscription",
+      identifier,
+    );
     return;
   }
   try {

@@ -19,11 +19,20 @@ import type { Controller } from "./controller.ts";
 import { handleExtraCommand } from "./extras.ts";
 import { findSubscription, perform, subscribe, unsubscribe } from "./commands.ts";
 import { replayHistory } from "./history.ts";
-import { Pinger } from "./pinger.ts";
+import { Pinger, pingIntervalParam } from "./pinger.ts";
 import { WriteWatchdog } from "./write_watchdog.ts";
 import { Session } from "./session.ts";
 import { commitSession, restoreSession, welcomeWithSid } from "./session_cache.ts";
 import { mergeState } from "./state.ts";
+
+/**
+ * Characters of inbound frames a session may have waiting to be processed (1 MiB of ASCII):
+ * thousands of ordinary commands, or 16 frames of the default 64 KiB maximum.
+ */
+export const MAX_INBOUND_BACKLOG = 1024 * 1024;
+
+/** An X-Request-ID that may become a sid: a plain token of at most 64 characters. */
+const REQUEST_ID_SID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 export interface NodeOptions {
   pingInterval: number;
@@ -135,11 +144,16 @@ export class Node implements PubSubHandler {
 
   /** A transport has a new client; authentication starts at once, frames queue behind it. */
   open(conn: Connection, req: ConnectionRequest): Session {
-    // X-Request-ID becomes the sid, as in the reference, unless it is taken.
-    const requested = req.headers.get("x-request-id");
-    const sid = requested && !this.sessions.has(requested) ? requested : nanoid();
+    // X-Request-ID becomes the sid, as in the reference, when it is a plain token and not in
+    // use here; #claimRequestedSid also refuses one the session cache holds. Otherwise the
+    // sid is generated and the request id kept for the logs.
+    const requested = req.headers.get("x-request-id") ?? undefined;
+    const usable = requested !== undefined && REQUEST_ID_SID.test(requested) &&
+      !this.sessions.has(requested);
+    const sid = usable ? requested : nanoid();
     const session = new Session({
       sid,
+      requestId: usable ? undefined : requested,
       ext: req.protocol === PROTOCOL_EXT_JSON,
       conn,
       env: { url: req.url, headers: this.#forwardedHeaders(req) },
@@ -175,7 +189,19 @@ export class Node implements PubSubHandler {
       session.send({ type: "error", reason: "invalid_message", message: reason });
       return;
     }
-    session.enqueue(() => this.#dispatch(session, cmd));
+    // Frames wait in order behind the one being processed (an RPC call may be slow): a client
+    // that sends faster than that is cut off once MAX_INBOUND_BACKLOG characters wait.
+    const size = frame.length;
+    if (session.inboundBacklog > 0 && session.inboundBacklog + size > MAX_INBOUND_BACKLOG) {
+      this.stats.failedClientMessages++;
+      session.logger.warn("too many commands waiting, disconnecting", {
+        waiting: session.inboundBacklog,
+      });
+      session.disconnect("too_many_requests", true);
+      return;
+    }
+    session.inboundBacklog += size;
+    session.enqueue(() => this.#dispatch(session, cmd, size));
   }
 
   /** The transport saw the client go away. */
@@ -214,12 +240,17 @@ export class Node implements PubSubHandler {
   }
 
   async #authenticate(session: Session, req: ConnectionRequest): Promise<void> {
+    if (session.requestId === undefined && req.headers.has("x-request-id")) {
+      await this.#claimRequestedSid(session);
+      if (!session.open) return;
+    }
     if (await restoreSession(this, session, req)) return;
     for (const auth of this.deps.authenticators) {
       const outcome = await auth.identify(session.sid, req);
       if (!outcome) continue;
       if (outcome.ok) {
         session.identifiers = outcome.identifiers;
+        session.expiresAt = outcome.expiresAt;
         this.#connected(session);
         session.send({ type: "welcome", sid: session.sid });
         await commitSession(this, session);
@@ -262,6 +293,27 @@ export class Node implements PubSubHandler {
     session.disconnect("server_error", true, CLOSE_INTERNAL);
   }
 
+  /**
+   * A client-chosen sid must not be one the session cache holds: restoring or excluding by sid
+   * would reach another user's session. Such a session gets a generated sid instead.
+   */
+  async #claimRequestedSid(session: Session): Promise<void> {
+    const broker = this.deps.broker;
+    if (!broker.persistent || this.opts.sessionsTtl <= 0) return;
+    let cached: string | null;
+    try {
+      cached = await broker.restoreSession(session.sid);
+    } catch {
+      cached = "unknown"; // cannot tell: do not take the risk
+    }
+    if (cached === null || !session.open) return;
+    const requested = session.sid;
+    this.sessions.delete(requested);
+    session.rekey(nanoid(), requested);
+    this.sessions.set(session.sid, session);
+    session.logger.warn("X-Request-ID names a cached session: using a generated sid");
+  }
+
   /** Marks a session authenticated and starts its pings. */
   #connected(session: Session): void {
     session.state = "connected";
@@ -270,15 +322,22 @@ export class Node implements PubSubHandler {
 
   startPings(session: Session): void {
     const params = new URL(session.env.url).searchParams;
-    const pi = params.get("pi");
-    const interval = pi !== null && /^\d+$/.test(pi) ? Number(pi) : this.opts.pingInterval;
+    const interval = pingIntervalParam(params.get("pi"), this.opts.pingInterval);
     if (interval <= 0 || session.transport === "poll") return;
     const ptp = params.get("ptp");
     const precision = ptp === "ms" || ptp === "ns" || ptp === "s" ? ptp : this.opts.pingPrecision;
     this.#pinger.add(session, interval, precision);
   }
 
-  async #dispatch(session: Session, cmd: ClientCommand): Promise<void> {
+  async #dispatch(session: Session, cmd: ClientCommand, size: number): Promise<void> {
+    try {
+      await this.#run(session, cmd);
+    } finally {
+      session.inboundBacklog -= size;
+    }
+  }
+
+  async #run(session: Session, cmd: ClientCommand): Promise<void> {
     if (session.state !== "connected") return;
     switch (cmd.command) {
       case "subscribe":

@@ -2,89 +2,99 @@ import type { Session } from "./session.ts";
 
 export type PingPrecision = "s" | "ms" | "ns";
 
-/** Pings of one interval are spread over this many slices, so no tick pings everyone at once. */
-const SLICES = 10;
+/** The ping clock's resolution: intervals are whole seconds, due times whole ticks. */
+const TICK_MS = 100;
+const TICKS_PER_SECOND = 1000 / TICK_MS;
 
-interface Group {
-  timer: ReturnType<typeof setInterval>;
-  slices: Array<Map<Session, PingPrecision>>;
-  next: number;
-  size: number;
+/** The longest ping interval a client may ask for with `?pi=` (seconds); longer is clamped. */
+export const MAX_PING_INTERVAL = 3600;
+
+/**
+ * The ping interval for a connection: `?pi=` when it is a whole number of seconds (0 turns
+ * pings off, more than MAX_PING_INTERVAL is clamped to it), else the server's default.
+ */
+export function pingIntervalParam(pi: string | null, fallback: number): number {
+  if (pi === null || !/^\d{1,12}$/.test(pi)) return fallback;
+  return Math.min(Number(pi), MAX_PING_INTERVAL);
 }
 
 /**
- * One ticker per ping interval for all sessions (not a timer per session). Members are spread
- * over SLICES slices ticking in turn, each ping encoded once per tick and precision. With
- * `pongTimeout`, ext-protocol members that sent nothing within that time after their ping are
- * disconnected with `no_pong`.
+ * One clock for every session, whatever its interval: a single 100 ms ticker and a map from due
+ * tick to the sessions due then. Each tick pings only the sessions due at it (each ping encoded
+ * once per tick and precision) and files them again one interval later, so sessions spread over
+ * the interval by the time they connected and no distinct `?pi=` creates a timer of its own.
+ * With `pongTimeout`, ext-protocol members that sent nothing within that time after their ping
+ * are disconnected with `no_pong`.
  */
 export class Pinger {
-  readonly #groups = new Map<number, Group>();
+  readonly #due = new Map<number, Map<Session, PingPrecision>>();
   readonly #pongTimeoutMs: number;
+  #tickNo = 0;
+  #members = 0;
+  #timer?: ReturnType<typeof setInterval>;
 
   constructor(opts: { pongTimeoutSeconds: number }) {
     this.#pongTimeoutMs = opts.pongTimeoutSeconds * 1000;
   }
 
+  /** Pings `session` every `intervalSeconds` (a whole number > 0), the first one interval from now. */
   add(session: Session, intervalSeconds: number, precision: PingPrecision): void {
-    const ms = intervalSeconds * 1000;
-    let group = this.#groups.get(ms);
-    if (!group) {
-      const g: Group = {
-        slices: Array.from({ length: SLICES }, () => new Map()),
-        next: 0,
-        size: 0,
-        timer: setInterval(() => {
-          this.#tick(g.slices[g.next]);
-          g.next = (g.next + 1) % SLICES;
-        }, ms / SLICES),
-      };
-      group = g;
-      this.#groups.set(ms, g);
-    }
-    // The slice ticking last: this session's first ping comes one full interval from now.
-    const slice = (group.next + SLICES - 1) % SLICES;
-    group.slices[slice].set(session, precision);
-    group.size++;
     session.pingInterval = intervalSeconds;
-    session.pingSlice = slice;
+    this.#file(session, precision, this.#tickNo + intervalSeconds * TICKS_PER_SECOND);
+    if (this.#members++ === 0) {
+      this.#timer = setInterval(() => this.#tick(), TICK_MS);
+    }
   }
 
   /** Forgets a closed session. */
   remove(session: Session): void {
     if (session.pingInterval <= 0) return;
-    const ms = session.pingInterval * 1000;
-    const group = this.#groups.get(ms);
-    if (!group || !group.slices[session.pingSlice].delete(session)) return;
-    if (--group.size === 0) {
-      clearInterval(group.timer);
-      this.#groups.delete(ms);
-    }
+    const slot = this.#due.get(session.pingDue);
+    if (!slot?.delete(session)) return;
+    if (slot.size === 0) this.#due.delete(session.pingDue);
+    if (--this.#members === 0) this.#stop();
   }
 
   close(): void {
-    for (const group of this.#groups.values()) clearInterval(group.timer);
-    this.#groups.clear();
+    this.#stop();
+    this.#due.clear();
+    this.#members = 0;
   }
 
-  #tick(members: Map<Session, PingPrecision>): void {
-    if (members.size === 0) return;
-    const now = Date.now();
+  #stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #file(session: Session, precision: PingPrecision, due: number): void {
+    let slot = this.#due.get(due);
+    if (!slot) this.#due.set(due, slot = new Map());
+    slot.set(session, precision);
+    session.pingDue = due;
+  }
+
+  #tick(): void {
+    const now = ++this.#tickNo;
+    const members = this.#due.get(now);
+    if (!members) return;
+    const time = Date.now();
     const frames: Record<PingPrecision, string> = {
-      s: `{"type":"ping","message":${Math.floor(now / 1000)}}`,
-      ms: `{"type":"ping","message":${now}}`,
-      ns: `{"type":"ping","message":${now * 1_000_000}}`,
+      s: `{"type":"ping","message":${Math.floor(time / 1000)}}`,
+      ms: `{"type":"ping","message":${time}}`,
+      ns: `{"type":"ping","message":${time * 1_000_000}}`,
     };
-    let enforce = false;
+    let pinged: Session[] | undefined;
     for (const [session, precision] of members) {
+      this.#file(session, precision, now + session.pingInterval * TICKS_PER_SECOND);
       session.sendFrame(frames[precision]);
-      if (session.ext) enforce = true;
+      if (session.ext && this.#pongTimeoutMs > 0) (pinged ??= []).push(session);
     }
-    if (enforce && this.#pongTimeoutMs > 0) {
-      const pinged = [...members.keys()].filter((s) => s.ext);
+    // Dropped only now: a session closing during the loop is still found (and counted) by remove.
+    this.#due.delete(now);
+    if (pinged) {
       setTimeout(() => {
         for (const session of pinged) {
-          if (session.lastSeen < now) session.disconnect("no_pong", true);
+          if (session.lastSeen < time) session.disconnect("no_pong", true);
         }
       }, this.#pongTimeoutMs);
     }

@@ -1,6 +1,6 @@
 import type { StreamMessage } from "../broker/broker.ts";
 import type { Subscriber } from "../hub/hub.ts";
-import type { Logger } from "../logger/logger.ts";
+import type { LogBudget, Logger } from "../logger/logger.ts";
 import { encodeReply } from "../protocol/encoder.ts";
 import type { Reply } from "../protocol/messages.ts";
 import type { Env } from "../rpc/rpc_client.ts";
@@ -17,6 +17,12 @@ export interface Subscription {
   presenceId?: string;
 }
 
+/**
+ * What one session may write to the log: a client sending bad frames in a loop gets 20 lines per
+ * 10 s and then one summary line per window (the metrics still count every frame).
+ */
+export const SESSION_LOG_BUDGET: LogBudget = { lines: 20, perMs: 10_000 };
+
 export type SessionState = "connecting" | "connected" | "closed";
 
 export interface SessionInit {
@@ -28,6 +34,8 @@ export interface SessionInit {
   logger: Logger;
   /** Outbound bytes that may wait before the client is disconnected as too_slow. */
   maxPending: number;
+  /** The client's X-Request-ID when it did not become the sid. */
+  requestId?: string;
   /** Shared traffic counters (metrics). */
   stats?: { serverMessages: number; bytesSent: number };
   /** Called once when the session closes; shared by all sessions (no closure per session). */
@@ -42,7 +50,7 @@ export interface SessionInit {
  * the few operations every caller shares.
  */
 export class Session implements Subscriber {
-  readonly sid: string;
+  #sid: string;
   readonly ext: boolean;
   readonly env: Env;
   readonly transport: "ws" | "sse" | "poll";
@@ -51,8 +59,14 @@ export class Session implements Subscriber {
   identifiers?: string;
   readonly cstate: Record<string, string> = {};
   readonly subscriptions = new Map<string, Subscription>();
+  /** When the credential that identified the session expires (ms); restore is refused after. */
+  expiresAt?: number;
+  /** The client's X-Request-ID when it did not become the sid (kept for logs). */
+  requestId?: string;
   /** The backend wants a Disconnect call (sticky). */
   interest = false;
+  /** Characters of inbound frames queued and not yet processed (see MAX_INBOUND_BACKLOG). */
+  inboundBacklog = 0;
   /** When the last inbound frame arrived (ms), for pong enforcement. */
   lastSeen = Date.now();
   readonly #maxPending: number;
@@ -69,12 +83,13 @@ export class Session implements Subscriber {
   readonly #baseLogger: Logger;
   #logger?: Logger;
   readonly #closed?: (session: Session) => void;
-  /** The ping group (seconds) and slice this session belongs to, set by the Pinger. */
+  /** The ping interval (seconds) and the Pinger's tick this session is due at. */
   pingInterval = 0;
-  pingSlice = 0;
+  pingDue = 0;
 
   constructor(init: SessionInit) {
-    this.sid = init.sid;
+    this.#sid = init.sid;
+    if (init.requestId !== undefined) this.requestId = init.requestId;
     this.ext = init.ext;
     this.conn = init.conn;
     this.env = init.env;
@@ -86,9 +101,30 @@ export class Session implements Subscriber {
     this.#writes = init.writes;
   }
 
-  /** A logger tagged with this sid (made on first use: most sessions never log). */
+  /**
+   * A logger tagged with this sid, within SESSION_LOG_BUDGET (made on first use: most sessions
+   * never log).
+   */
   get logger(): Logger {
-    return this.#logger ??= this.#baseLogger.child({ sid: this.sid });
+    return this.#logger ??= this.#baseLogger.child(
+      { sid: this.#sid, request_id: this.requestId },
+      SESSION_LOG_BUDGET,
+    );
+  }
+
+  get sid(): string {
+    return this.#sid;
+  }
+
+  /**
+   * Gives a session that is still authenticating another sid (the requested one turned out to
+   * be taken). The caller re-files it under the new sid.
+   */
+  rekey(sid: string, requestId: string): void {
+    if (this.state !== "connecting") throw new Error("only an authenticating session is rekeyed");
+    this.#sid = sid;
+    this.requestId = requestId;
+    this.#logger = undefined;
   }
 
   /**
@@ -192,6 +228,7 @@ export class Session implements Subscriber {
   close(code = CLOSE_NORMAL, reason = ""): void {
     if (this.state === "closed") return;
     this.state = "closed";
+    this.#logger?.flush();
     try {
       this.conn.close(code, reason);
     } catch {

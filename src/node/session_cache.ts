@@ -8,6 +8,8 @@ interface CachedSession {
   identifiers: string;
   cstate: Record<string, string>;
   interest: boolean;
+  /** When the credential that identified the session expires (ms since epoch). */
+  expires_at?: number;
   subscriptions: Record<string, { istate: Record<string, string>; streams: string[] }>;
 }
 
@@ -48,6 +50,7 @@ export async function commitSession(node: Node, session: Session): Promise<void>
     interest: session.interest,
     subscriptions: {},
   };
+  if (session.expiresAt !== undefined) cached.expires_at = session.expiresAt;
   for (const [identifier, sub] of session.subscriptions) {
     cached.subscriptions[identifier] = { istate: sub.istate, streams: [...sub.streams] };
   }
@@ -90,7 +93,14 @@ export async function restoreSession(
     session.logger.warn("cached session is unreadable", { error: err });
     return false;
   }
+  // A restore never outlives the token that authenticated the session: the client connects
+  // afresh instead (and a JWT that expired meanwhile is refused with token_expired).
+  if (typeof cached.expires_at === "number" && Date.now() >= cached.expires_at) {
+    session.logger.info("session restore refused: its credential has expired", { from: oldSid });
+    return false;
+  }
   session.identifiers = cached.identifiers;
+  session.expiresAt = cached.expires_at;
   Object.assign(session.cstate, cached.cstate ?? {});
   session.interest = Boolean(cached.interest);
   for (const [identifier, sub] of Object.entries(cached.subscriptions)) {

@@ -27,7 +27,8 @@ export interface ClientCommand {
   identifier?: string;
   data?: unknown;
   history?: HistoryRequest;
-  presence?: PresenceRequest;
+  /** Unchecked as decoded: see presenceRequest (src/node/extras.ts). */
+  presence?: unknown;
 }
 
 /** A server -> client message. Only present keys are serialized. */
@@ -55,6 +56,7 @@ export type DisconnectReason =
   | "too_slow"
   | "invalid_message"
   | "message_too_big"
+  | "too_many_requests"
   | "internal_error";
 
 export function disconnectMessage(reason: string, reconnect: boolean): Reply {

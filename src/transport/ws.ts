@@ -81,13 +81,28 @@ export function handleWebSocket(
     }
     node.receive(session, data);
   };
-  socket.onclose = () => {
-    if (session) node.closed(session);
+  // One handler for both events. The runtime drops a socket that breaks the protocol (invalid
+  // UTF-8, reserved opcodes or bits, a control frame over 125 bytes, a frame over its 64 MiB
+  // cap) with no close frame; its error event is the only trace, so it is logged here.
+  const ended = (ev: Event) => {
+    if (ev.type !== "error") {
+      if (session) node.closed(session);
+      return;
+    }
+    const error = (ev as ErrorEvent).message;
+    if (!session || !error || PEER_GONE.test(error)) return;
+    node.stats.failedClientMessages++;
+    session.logger.info("websocket dropped by the runtime (protocol violation)", { error });
   };
+  socket.onerror = ended;
+  socket.onclose = ended;
   if (protocol) response.headers.set("sec-websocket-protocol", protocol);
   response.headers.set("x-anycable-version", VERSION);
   return response;
 }
+
+/** Runtime errors that mean the peer went away, not that it broke the protocol. */
+const PEER_GONE = /eof|reset|broken pipe|os error/i;
 
 /** A Connection over a Deno WebSocket (methods on the prototype: nothing per socket). */
 class WsConnection implements Connection {

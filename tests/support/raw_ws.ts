@@ -29,16 +29,30 @@ export class RawWs {
   }
 
   /** Sends one masked text frame. */
-  async sendText(text: string): Promise<void> {
-    const payload = new TextEncoder().encode(text);
+  sendText(text: string): Promise<void> {
+    return this.sendFrame(0x1, new TextEncoder().encode(text));
+  }
+
+  /**
+   * Sends one frame as given: any opcode and payload, masked unless `masked: false` (which a
+   * server must refuse), FIN set unless `fin: false`.
+   */
+  async sendFrame(
+    opcode: number,
+    payload: Uint8Array,
+    opts: { masked?: boolean; fin?: boolean } = {},
+  ): Promise<void> {
+    const masked = opts.masked ?? true;
+    const first = ((opts.fin ?? true) ? 0x80 : 0) | opcode;
+    const m = masked ? 0x80 : 0;
     const len = payload.length;
     const head = len < 126
-      ? [0x81, 0x80 | len]
+      ? [first, m | len]
       : len < 65536
-      ? [0x81, 0x80 | 126, len >> 8, len & 255]
+      ? [first, m | 126, len >> 8, len & 255]
       : [
-        0x81,
-        0x80 | 127,
+        first,
+        m | 127,
         0,
         0,
         0,
@@ -48,11 +62,13 @@ export class RawWs {
         (len >> 8) & 255,
         len & 255,
       ];
-    const mask = crypto.getRandomValues(new Uint8Array(4));
-    const frame = new Uint8Array(head.length + 4 + len);
+    const mask = masked ? crypto.getRandomValues(new Uint8Array(4)) : new Uint8Array(0);
+    const frame = new Uint8Array(head.length + mask.length + len);
     frame.set(head);
     frame.set(mask, head.length);
-    for (let i = 0; i < len; i++) frame[head.length + 4 + i] = payload[i] ^ mask[i & 3];
+    const at = head.length + mask.length;
+    if (masked) { for (let i = 0; i < len; i++) frame[at + i] = payload[i] ^ mask[i & 3]; }
+    else frame.set(payload, at);
     await this.#write(frame);
   }
 
