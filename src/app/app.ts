@@ -105,6 +105,8 @@ export async function startApp(
   extraRoutes?: Map<string, RouteHandler>,
 ): Promise<App> {
   const keys = await resolveKeys(config);
+  // Built first: a bad TLS setting fails the start before anything is listening.
+  const rpcClient = config.norpc ? undefined : createRpcClient(config, keys, logger);
   const broker = await createBroker(config, logger);
   await broker.start();
   const pubsub = await createPubSub(config, logger);
@@ -115,10 +117,10 @@ export async function startApp(
 
   let rpc: RpcCaller | undefined;
   let controller: Controller;
-  if (config.norpc) {
+  if (!rpcClient) {
     controller = new NoRpcController();
   } else {
-    rpc = new RpcCaller(createRpcClient(config, keys, logger), {
+    rpc = new RpcCaller(rpcClient, {
       concurrency: config.rpc_concurrency,
       callTimeout: Math.max(config.rpc_request_timeout, 3000),
       logger,

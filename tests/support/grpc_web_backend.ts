@@ -18,8 +18,8 @@ export interface GrpcWebBackendOptions {
   /** Fixed ports (to restart on the same address); 0 = any. */
   port?: number;
   textPort?: number;
-  /** Serve https with this certificate and key (PEM files). */
-  tls?: { certFile: string; keyFile: string };
+  /** Serve https with this certificate and key (PEM files) issued by `caFile`. */
+  tls?: { certFile: string; keyFile: string; caFile: string };
 }
 
 export class GrpcWebBackend {
@@ -39,7 +39,7 @@ export class GrpcWebBackend {
 
   static async start(opts: GrpcWebBackendOptions = {}): Promise<GrpcWebBackend> {
     const args = ["run", "-A", MAIN, String(opts.port ?? 0), String(opts.textPort ?? 0)];
-    if (opts.tls) args.push(opts.tls.certFile, opts.tls.keyFile);
+    if (opts.tls) args.push(opts.tls.certFile, opts.tls.keyFile, opts.tls.caFile);
     const child = new Deno.Command(Deno.execPath(), {
       args,
       cwd: ROOT,

@@ -11,7 +11,7 @@
  * - Command: subscribe confirms (streams from the identifier's `stream`); a perform with
  *   `{"action":"echo"}` transmits its data back; `{"action":"fail"}` is PERMISSION_DENIED.
  *
- * Args: port (0 = any), textPort (0 = any), [certFile keyFile]. Prints
+ * Args: port (0 = any), textPort (0 = any), [certFile keyFile caFile]. Prints
  * `{"ready":true,"port":N,"textPort":M}` when listening.
  */
 import { create, toJson } from "@bufbuild/protobuf";
@@ -31,7 +31,7 @@ import {
   Status,
 } from "../../proto/gen/rpc_pb.ts";
 
-const [portArg = "0", textPortArg = "0", certFile, keyFile] = Deno.args;
+const [portArg = "0", textPortArg = "0", certFile, keyFile, caFile] = Deno.args;
 const tls = certFile && keyFile
   ? { cert: Deno.readTextFileSync(certFile), key: Deno.readTextFileSync(keyFile) }
   : undefined;
@@ -118,7 +118,9 @@ const port = (server.address() as AddressInfo).port;
 
 // grpc-web-text → binary gRPC-web → base64 answer, one padded chunk per frame.
 const scheme = tls ? "https" : "http";
-const upstream = tls ? Deno.createHttpClient({ caCerts: [tls.cert] }) : undefined;
+const upstream = tls && caFile
+  ? Deno.createHttpClient({ caCerts: [Deno.readTextFileSync(caFile)] })
+  : undefined;
 const text = Deno.serve({
   hostname: "127.0.0.1",
   port: Number(textPortArg),
