@@ -65,8 +65,14 @@ export async function resolveKeys(config: Config): Promise<Keys> {
   };
 }
 
+/** The RPC transport `config` asks for: --rpc_impl, else by the rpc_host's scheme. */
+export function rpcImplOf(config: Config): "http" | "grpc" | "grpc-web" {
+  if (config.rpc_impl) return config.rpc_impl as "http" | "grpc" | "grpc-web";
+  return /^https?:\/\//.test(config.rpc_host) ? "http" : "grpc";
+}
+
 function createRpcClient(config: Config, keys: Keys, logger: Logger): RpcClient {
-  const impl = config.rpc_impl || (/^https?:\/\//.test(config.rpc_host) ? "http" : "grpc");
+  const impl = rpcImplOf(config);
   if (impl === "http" || impl === "grpc-web") {
     if (!config.rpc_tls_verify) {
       logger.warn(
@@ -276,6 +282,7 @@ export async function startApp(
       ? `http://${config.host}:${actualBroadcastPort}${config.http_broadcast_path}`
       : undefined,
     rpc: config.norpc ? "none" : config.rpc_host,
+    rpc_impl: rpcClient?.name,
     broker: broker.name,
     pubsub: pubsub.name,
   });
