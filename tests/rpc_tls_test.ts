@@ -112,9 +112,11 @@ Deno.test({
         }
         assert.equal(rpc.calls("connect").length, 1);
 
+        // --rpc_tls_verify=false cannot turn verification off for fetch: a warning says so.
         const bad = await startServer([
           `--rpc_host=${rpc.url}`,
           `--rpc_tls_root_ca=${pki.otherCaFile}`,
+          "--rpc_tls_verify=false",
         ]);
         try {
           assert.equal((await firstFrame(bad)).reason, "server_error");
@@ -124,6 +126,9 @@ Deno.test({
             failures[0],
             /connect: TLS handshake with https:\/\/127\.0\.0\.1:\d+ failed/,
           );
+          assert.ok(bad.logs.some((l) =>
+            l.level === "warn" && /--rpc_tls_verify=false is not available/.test(String(l.msg))
+          ));
         } finally {
           await bad.stop();
         }
