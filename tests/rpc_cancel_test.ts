@@ -142,3 +142,28 @@ Deno.test("RPC cancel: in-flight Connect and subscribe of a closed session are a
     await rpc.stop();
   }
 });
+
+Deno.test("RPC cancel: a Connect retrying an unreachable backend stops when its client goes", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const dead = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const server = await startServer([`--rpc_host=http://127.0.0.1:${dead}/_anycable`]);
+  const stats = server.app.rpc!.stats;
+  try {
+    const c = new WsClient(server.wsUrl);
+    await waitUntil(() => stats.retries >= 1, "a first retry");
+    await c.close();
+    const closedAt = Date.now();
+    // The backoff sleep is cut short; the next attempt finds the session gone.
+    await waitUntil(() => stats.canceled === 1, "the retrying Connect dropped");
+    const waited = Date.now() - closedAt;
+    const retries = stats.retries;
+    assert.ok(waited < 2500, `dropped ${waited} ms after the close (budget is 3 s)`);
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(stats.retries, retries, "no retry after the drop");
+    assert.equal(stats.errors, 0);
+    assert.ok(!server.logs.some((l) => l.msg === "Connect RPC failed"));
+  } finally {
+    await server.stop();
+  }
+});
