@@ -4,9 +4,10 @@
  * The configuration is the usual one (ANYCABLE_* env vars, plus any arguments given to the
  * entrypoint), with Deploy-suited defaults filling in what the environment leaves unset:
  * sessions, history and presence in Deno KV, cross-isolate delivery through Deno KV, every
- * endpoint on the one public port. The wiring is src/app/app.ts's `startApp`, as for main.ts.
+ * endpoint on the one public port. RPC to the application works over `fetch`: HTTP JSON or
+ * gRPC-web (`ANYCABLE_RPC_IMPL=grpc-web`); native gRPC is warned about (see deployRpcWarning). The wiring is src/app/app.ts's `startApp`, as for main.ts.
  */
-import { startApp } from "../src/app/app.ts";
+import { rpcImplOf, startApp } from "../src/app/app.ts";
 import { serveUntilSignal } from "../src/app/serve_until_signal.ts";
 import { ConfigError, parseConfig } from "../src/config/config.ts";
 import { type Config, OPTIONS } from "../src/config/options.ts";
@@ -58,6 +59,18 @@ export function deployProblem(config: Config): string | undefined {
     "ANYCABLE_BROADCAST_KEY (or ANYCABLE_BROADCAST_KEY=none to allow it knowingly)";
 }
 
+/**
+ * A warning when `config`'s RPC transport is not one that works on Deploy. HTTP JSON and
+ * gRPC-web run over `fetch` and work there; native gRPC needs a raw HTTP/2 client connection
+ * to the backend, which Deploy does not offer as a supported path.
+ */
+export function deployRpcWarning(config: Config): string | undefined {
+  if (config.norpc || rpcImplOf(config) !== "grpc") return undefined;
+  return `native gRPC to ${config.rpc_host} is not a supported RPC transport on Deno Deploy: ` +
+    "use gRPC-web (ANYCABLE_RPC_IMPL=grpc-web, ANYCABLE_RPC_HOST=https://...), HTTP RPC " +
+    "(ANYCABLE_RPC_HOST=https://...), or ANYCABLE_NORPC=true";
+}
+
 export async function main(args: string[], env: Env = Deno.env): Promise<number> {
   let parsed;
   try {
@@ -80,6 +93,8 @@ export async function main(args: string[], env: Env = Deno.env): Promise<number>
     format: config.log_format as LogFormat,
   });
   for (const w of parsed.warnings) logger.warn(w);
+  const rpcWarning = deployRpcWarning(config);
+  if (rpcWarning) logger.warn(rpcWarning);
   let app;
   try {
     app = await startApp(config, logger);

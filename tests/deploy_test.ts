@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { parseConfig } from "../src/config/config.ts";
-import { deployEnv, deployProblem, main } from "../deploy/main.ts";
+import { deployEnv, deployProblem, deployRpcWarning, main } from "../deploy/main.ts";
+import { GrpcWebBackend } from "./support/grpc_web_backend.ts";
 import { type ServerProcess, spawnServer } from "./support/process.ts";
 import { WsClient } from "./support/ws_client.ts";
 
@@ -346,6 +347,53 @@ Deno.test("deploy: deploy/main.ts serves on PORT with KV broker and pub/sub, nex
     await entry.exited;
     other?.child.kill("SIGTERM");
     await other?.exited;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deploy: RPC transports — fetch-based HTTP and gRPC-web pass, native gRPC is warned about", () => {
+  const env = (vars: Record<string, string>) => deployEnv({ get: (n) => vars[n] });
+  const parse = (vars: Record<string, string>) => parseConfig([], env(vars)).config;
+  assert.match(deployRpcWarning(parse({}))!, /native gRPC .* not a supported RPC transport/);
+  assert.match(deployRpcWarning(parse({ ANYCABLE_RPC_HOST: "rpc:50051" }))!, /grpc-web/);
+  assert.equal(deployRpcWarning(parse({ ANYCABLE_RPC_HOST: "https://app/_anycable" })), undefined);
+  assert.equal(
+    deployRpcWarning(parse({ ANYCABLE_RPC_HOST: "https://app", ANYCABLE_RPC_IMPL: "grpc-web" })),
+    undefined,
+  );
+  assert.equal(deployRpcWarning(parse({ ANYCABLE_NORPC: "true" })), undefined);
+});
+
+Deno.test("deploy: deploy/main.ts talks gRPC-web to a Connect backend", async () => {
+  const backend = await GrpcWebBackend.start();
+  const dir = await Deno.makeTempDir({ prefix: "cableway_deploy_grpcweb_" });
+  const port = freePort();
+  const entry = await spawnDeployEntry({
+    PORT: String(port),
+    ANYCABLE_KV_PATH: `${dir}/kv.sqlite`,
+    ANYCABLE_SECRET: "s3cret",
+    ANYCABLE_RPC_HOST: backend.url,
+    ANYCABLE_RPC_IMPL: "grpc-web",
+  });
+  try {
+    assert.equal(entry.listen.rpc_impl, "grpc-web");
+    assert.ok(!entry.lines.some((l) => /not a supported RPC transport/.test(String(l.msg))));
+    const client = new WsClient(`ws://127.0.0.1:${port}/cable`);
+    const welcome = await client.waitFor((f) => f.type === "welcome", 10_000);
+    await backend.waitFor((cs) => cs.some((c) => c.method === "connect"));
+    assert.equal(backend.of("connect")[0].headers.sid, welcome.sid);
+    await client.close();
+    await backend.waitFor((cs) => cs.some((c) => c.method === "disconnect"));
+    entry.child.kill("SIGINT");
+    assert.equal(await entry.exited, 0);
+  } finally {
+    try {
+      entry.child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await entry.exited;
+    await backend.kill();
     await Deno.remove(dir, { recursive: true });
   }
 });

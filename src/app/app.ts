@@ -11,10 +11,12 @@ import { NoRpcController } from "../node/norpc_controller.ts";
 import { Publisher } from "../node/publisher.ts";
 import { DisconnectQueue } from "../rpc/disconnect_queue.ts";
 import { GrpcRpcClient } from "../rpc/grpc_rpc_client.ts";
+import { type GrpcWebMode, GrpcWebRpcClient } from "../rpc/grpc_web_client.ts";
 import { HttpRpcClient } from "../rpc/http_rpc_client.ts";
 import { RpcCaller } from "../rpc/rpc_caller.ts";
 import type { RpcClient } from "../rpc/rpc_client.ts";
 import { RpcController } from "../rpc/rpc_controller.ts";
+import { createRpcHttpClient } from "../rpc/rpc_tls.ts";
 import { createBroadcastHandler, createHandler, type RouteHandler } from "../server/server.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import { registerMetrics } from "../metrics/register.ts";
@@ -64,16 +66,39 @@ export async function resolveKeys(config: Config): Promise<Keys> {
   };
 }
 
-function createRpcClient(config: Config, keys: Keys): RpcClient {
-  const impl = config.rpc_impl || (/^https?:\/\//.test(config.rpc_host) ? "http" : "grpc");
-  if (impl === "http") {
-    return new HttpRpcClient({
+/** The RPC transport `config` asks for: --rpc_impl, else by the rpc_host's scheme. */
+export function rpcImplOf(config: Config): "http" | "grpc" | "grpc-web" {
+  if (config.rpc_impl) return config.rpc_impl as "http" | "grpc" | "grpc-web";
+  return /^https?:\/\//.test(config.rpc_host) ? "http" : "grpc";
+}
+
+function createRpcClient(config: Config, keys: Keys, logger: Logger): RpcClient {
+  const impl = rpcImplOf(config);
+  if (impl === "http" || impl === "grpc-web") {
+    if (!config.rpc_tls_verify) {
+      logger.warn(
+        "--rpc_tls_verify=false is not available for fetch-based RPC (http, grpc-web): " +
+          "the certificate is still verified; trust it with --rpc_tls_root_ca instead",
+      );
+    }
+    const client = createRpcHttpClient(config.rpc_tls_root_ca);
+    if (impl === "http") {
+      return new HttpRpcClient({
+        url: config.rpc_host,
+        secret: keys.rpc,
+        requestTimeout: config.rpc_request_timeout,
+        client,
+      });
+    }
+    return new GrpcWebRpcClient({
       url: config.rpc_host,
-      secret: keys.rpc,
       requestTimeout: config.rpc_request_timeout,
+      mode: config.rpc_grpc_web_mode as GrpcWebMode,
+      tls: config.rpc_enable_tls || config.rpc_tls_root_ca !== "",
+      client,
     });
   }
-  // The config only lets "http" and "grpc" through.
+  // The config only lets "http", "grpc-web" and "grpc" through.
   return new GrpcRpcClient({
     host: config.rpc_host,
     requestTimeout: config.rpc_request_timeout,
@@ -87,6 +112,8 @@ export async function startApp(
   extraRoutes?: Map<string, RouteHandler>,
 ): Promise<App> {
   const keys = await resolveKeys(config);
+  // Built first: a bad TLS setting fails the start before anything is listening.
+  const rpcClient = config.norpc ? undefined : createRpcClient(config, keys, logger);
   const broker = await createBroker(config, logger);
   await broker.start();
   const pubsub = await createPubSub(config, logger);
@@ -97,10 +124,10 @@ export async function startApp(
 
   let rpc: RpcCaller | undefined;
   let controller: Controller;
-  if (config.norpc) {
+  if (!rpcClient) {
     controller = new NoRpcController();
   } else {
-    rpc = new RpcCaller(createRpcClient(config, keys), {
+    rpc = new RpcCaller(rpcClient, {
       concurrency: config.rpc_concurrency,
       callTimeout: Math.max(config.rpc_request_timeout, 3000),
       logger,
@@ -280,6 +307,7 @@ export async function startApp(
       ? `http://${config.host}:${actualBroadcastPort}${config.http_broadcast_path}`
       : undefined,
     rpc: config.norpc ? "none" : config.rpc_host,
+    rpc_impl: rpcClient?.name,
     broker: broker.name,
     pubsub: pubsub.name,
   });

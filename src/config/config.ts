@@ -113,7 +113,8 @@ const ONE_OF: Partial<Record<OptionName, string[]>> = {
   log_format: ["text", "json"],
   ping_timestamp_precision: ["s", "ms", "ns"],
   disconnect_mode: ["auto", "always", "never"],
-  rpc_impl: ["", "http", "grpc"],
+  rpc_impl: ["", "http", "grpc", "grpc-web"],
+  rpc_grpc_web_mode: ["binary", "text"],
   broker: ["", "none", "memory", "kv", "redis", "nats"],
   pubsub: ["", "none", "redis", "nats", "kv"],
 };

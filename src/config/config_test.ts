@@ -263,3 +263,24 @@ Deno.test("an rpc_host with a path but no scheme suggests http://", () => {
   // Without RPC the host is never used.
   assert.equal(parseConfig(["--norpc", "--rpc_host=a/b"], env()).config.norpc, true);
 });
+
+Deno.test("gRPC-web and RPC TLS options", () => {
+  const { config } = parseConfig(
+    ["--rpc_impl=grpc-web", "--rpc_grpc_web_mode=text", "--rpc_tls_root_ca=/etc/ca.pem"],
+    env({ ANYCABLE_RPC_TLS_VERIFY: "false", ANYCABLE_RPC_ENABLE_TLS: "true" }),
+  );
+  assert.equal(config.rpc_impl, "grpc-web");
+  assert.equal(config.rpc_grpc_web_mode, "text");
+  assert.equal(config.rpc_tls_root_ca, "/etc/ca.pem");
+  assert.equal(config.rpc_tls_verify, false);
+  assert.equal(config.rpc_enable_tls, true);
+  assert.equal(parseConfig([], env()).config.rpc_grpc_web_mode, "binary");
+  assert.throws(
+    () => parseConfig(["--rpc_grpc_web_mode=base64"], env()),
+    (e) => e instanceof ConfigError && /rpc_grpc_web_mode.*binary, text/.test(e.message),
+  );
+  assert.throws(
+    () => parseConfig(["--rpc_impl=grpcweb"], env()),
+    (e) => e instanceof ConfigError && /http, grpc, grpc-web/.test(e.message),
+  );
+});

@@ -92,6 +92,11 @@ export function registerMetrics(tags: string[], src: MetricSources): Metrics {
     "The total number of RPC calls that timed out",
     () => rpc?.stats.timeouts ?? 0,
   );
+  m.counter(
+    "rpc_canceled_total",
+    "The total number of canceled RPC calls",
+    () => rpc?.stats.canceled ?? 0,
+  );
   m.gauge("rpc_pending_num", "The number of pending RPC calls", () => rpc?.stats.pending ?? 0);
   m.gauge(
     "rpc_capacity_num",

@@ -1,5 +1,5 @@
 import type { ClientCommand, HistoryRequest } from "../protocol/messages.ts";
-import { Status } from "../rpc/rpc_client.ts";
+import { RpcCanceledError, Status } from "../rpc/rpc_client.ts";
 import { CLOSE_NORMAL } from "../transport/connection.ts";
 import type { CommandResult } from "./controller.ts";
 import { handleExtraCommand, presenceJoin, presenceLeaveAll, presenceRequest } from "./extras.ts";
@@ -10,6 +10,18 @@ import { commitSession } from "./session_cache.ts";
 import { mergeState } from "./state.ts";
 
 /** Channel commands: subscribe, unsubscribe, perform, and applying a Command result. */
+
+/**
+ * Whether a controller call's outcome must be thrown away because its session closed while
+ * the call was pending: no transmissions to a dead socket, no streams or state for it.
+ */
+export function discarded(session: Session, call: string, err?: unknown): boolean {
+  if (session.state !== "closed" && !(err instanceof RpcCanceledError)) return false;
+  session.logger.debug(`skip ${call} result: session closed`, {
+    canceled: err instanceof RpcCanceledError,
+  });
+  return true;
+}
 
 export function findSubscription(
   session: Session,
@@ -65,14 +77,21 @@ async function subscribeWith(
   let res: CommandResult;
   try {
     res = await node.deps.controller.subscribe(
-      { sid: session.sid, env: session.callEnv(), identifiers: session.identifiers },
+      {
+        sid: session.sid,
+        env: session.callEnv(),
+        identifiers: session.identifiers,
+        signal: session.signal,
+      },
       identifier,
     );
   } catch (err) {
+    if (discarded(session, "subscribe", err)) return;
     session.logger.error("subscribe failed", { identifier, error: err });
     session.send({ type: "reject_subscription", identifier });
     return;
   }
+  if (discarded(session, "subscribe")) return;
   if (res.status === Status.SUCCESS) session.subscriptions.set(identifier, sub);
   else if (res.status === Status.ERROR) {
     session.logger.error("subscribe returned an error", { identifier, error_msg: res.error_msg });
@@ -104,13 +123,16 @@ export async function unsubscribe(
         sid: session.sid,
         env: session.callEnv(identifier),
         identifiers: session.identifiers,
+        signal: session.signal,
       },
       identifier,
     );
   } catch (err) {
+    if (discarded(session, "unsubscribe", err)) return;
     session.logger.error("unsubscribe failed", { identifier, error: err });
     res = { status: Status.ERROR };
   }
+  if (discarded(session, "unsubscribe")) return;
   if (res.status === Status.ERROR) {
     session.logger.error("unsubscribe returned an error", { identifier });
     return;
@@ -137,14 +159,21 @@ export async function perform(node: Node, session: Session, cmd: ClientCommand):
   let res: CommandResult;
   try {
     res = await node.deps.controller.perform(
-      { sid: session.sid, env: session.callEnv(identifier), identifiers: session.identifiers },
+      {
+        sid: session.sid,
+        env: session.callEnv(identifier),
+        identifiers: session.identifiers,
+        signal: session.signal,
+      },
       identifier,
       cmd.data,
     );
   } catch (err) {
+    if (discarded(session, "perform", err)) return;
     session.logger.error("perform failed", { identifier, error: err });
     return;
   }
+  if (discarded(session, "perform")) return;
   if (res.status === Status.ERROR) {
     session.logger.error("perform returned an error", { identifier, error_msg: res.error_msg });
     return;

@@ -12,6 +12,11 @@ export interface CallContext {
   env: Env;
   /** Connection identifiers (JSON string) once authenticated. */
   identifiers?: string;
+  /**
+   * Aborted when the session closes: a call still waiting is dropped, one in flight is
+   * abandoned (RpcCanceledError). Disconnect calls carry none.
+   */
+  signal?: AbortSignal;
 }
 
 export interface ConnectResult extends ConnectResponse {

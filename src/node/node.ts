@@ -17,7 +17,7 @@ import { nanoid } from "../util/nanoid.ts";
 import type { Authenticator } from "./authenticator.ts";
 import type { Controller } from "./controller.ts";
 import { handleExtraCommand } from "./extras.ts";
-import { findSubscription, perform, subscribe, unsubscribe } from "./commands.ts";
+import { discarded, findSubscription, perform, subscribe, unsubscribe } from "./commands.ts";
 import { replayHistory } from "./history.ts";
 import { Pinger, pingIntervalParam } from "./pinger.ts";
 import { WriteWatchdog } from "./write_watchdog.ts";
@@ -267,12 +267,15 @@ export class Node implements PubSubHandler {
       res = await this.deps.controller.authenticate({
         sid: session.sid,
         env: { url: session.env.url, headers: session.env.headers },
+        signal: session.signal,
       });
     } catch (err) {
+      if (discarded(session, "connect", err)) return;
       session.logger.error("Connect RPC failed", { error: err });
       session.disconnect("server_error", true, CLOSE_INTERNAL);
       return;
     }
+    if (discarded(session, "connect")) return;
     if (res.status === Status.SUCCESS) {
       session.identifiers = res.identifiers ?? "";
       if (res.interest) session.interest = true;

@@ -80,6 +80,8 @@ export class Session implements Subscriber {
   /** Subscriptions currently holding live messages (keeps deliver() lookup-free otherwise). */
   #held = 0;
   #queue: Promise<void> = Promise.resolve();
+  /** Made on first use (a session without controller calls never needs one). */
+  #gone?: AbortController;
   readonly #baseLogger: Logger;
   #logger?: Logger;
   readonly #closed?: (session: Session) => void;
@@ -224,11 +226,19 @@ export class Session implements Subscriber {
     this.close(code, reason);
   }
 
+  /** Aborts when the session closes; controller calls carry it so none runs late. */
+  get signal(): AbortSignal {
+    this.#gone ??= new AbortController();
+    if (this.state === "closed" && !this.#gone.signal.aborted) this.#gone.abort(goneReason());
+    return this.#gone.signal;
+  }
+
   /** Closes the link and tells the node, once. */
   close(code = CLOSE_NORMAL, reason = ""): void {
     if (this.state === "closed") return;
     this.state = "closed";
     this.#logger?.flush();
+    this.#gone?.abort(goneReason());
     try {
       this.conn.close(code, reason);
     } catch {
@@ -246,4 +256,8 @@ export class Session implements Subscriber {
     }
     return env;
   }
+}
+
+function goneReason(): DOMException {
+  return new DOMException("session closed", "AbortError");
 }

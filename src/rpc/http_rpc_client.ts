@@ -13,6 +13,7 @@ import {
   RpcTimeoutError,
   RpcUnavailableError,
 } from "./rpc_client.ts";
+import { isTlsError } from "./rpc_tls.ts";
 
 export interface HttpRpcClientOptions {
   /** Base URL; calls go to `<base>/connect`, `<base>/command`, `<base>/disconnect`. */
@@ -21,6 +22,8 @@ export interface HttpRpcClientOptions {
   secret: string;
   /** Per-request timeout, ms. */
   requestTimeout: number;
+  /** A fetch client (e.g. one trusting an extra root CA for https://). */
+  client?: Deno.HttpClient;
 }
 
 /** AnyCable RPC over HTTP JSON (shared/PROTOCOL.md §7.3). */
@@ -29,12 +32,14 @@ export class HttpRpcClient implements RpcClient {
   readonly #base: string;
   readonly #headers: Record<string, string>;
   readonly #timeout: number;
+  readonly #client?: Deno.HttpClient;
 
   constructor(opts: HttpRpcClientOptions) {
     this.#base = opts.url.replace(/\/+$/, "");
     this.#headers = { "content-type": "application/json", "x-anycable-meta-protov": "v1" };
     if (opts.secret) this.#headers["authorization"] = `Bearer ${opts.secret}`;
     this.#timeout = opts.requestTimeout;
+    this.#client = opts.client;
   }
 
   async connect(req: ConnectRequest, meta: CallMeta): Promise<ConnectResponse> {
@@ -53,6 +58,7 @@ export class HttpRpcClient implements RpcClient {
   }
 
   close(): Promise<void> {
+    this.#client?.close();
     return Promise.resolve();
   }
 
@@ -70,6 +76,7 @@ export class HttpRpcClient implements RpcClient {
         headers: { ...this.#headers, "x-anycable-meta-sid": meta.sid },
         body: JSON.stringify(body),
         signal,
+        client: this.#client,
       });
     } catch (err) {
       if (timeout.aborted) {
@@ -78,6 +85,12 @@ export class HttpRpcClient implements RpcClient {
         });
       }
       if (meta.signal?.aborted) throw err;
+      if (isTlsError(err)) {
+        throw new RpcResponseError(
+          `${method}: TLS handshake with ${new URL(this.#base).origin} failed: ${errorText(err)}`,
+          { cause: err },
+        );
+      }
       throw new RpcUnavailableError(
         `${method}: backend ${this.#base}/${method} unreachable: ${causeText(err)}`,
         { cause: err },
@@ -114,5 +127,6 @@ export class HttpRpcClient implements RpcClient {
 }
 
 function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  if (!(err instanceof Error)) return String(err);
+  return err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message;
 }

@@ -7,6 +7,7 @@ import {
   type ConnectResponse,
   type DisconnectRequest,
   type DisconnectResponse,
+  RpcCanceledError,
   type RpcClient,
   RpcTimeoutError,
   RpcUnavailableError,
@@ -27,19 +28,30 @@ export interface RpcStats {
   errors: number;
   retries: number;
   timeouts: number;
+  /** Calls dropped or abandoned because their session had gone. */
+  canceled: number;
   pending: number;
 }
 
 /**
  * Wraps an RpcClient with a concurrency limit, a per-call deadline and retries with
- * exponential backoff for an unreachable backend.
+ * exponential backoff for an unreachable backend. A call whose `meta.signal` aborts (its
+ * session closed) is never sent late: dropped while it waits for a slot or a retry, its
+ * request abandoned while in flight; either way it ends with RpcCanceledError.
  */
 export class RpcCaller {
   readonly #client: RpcClient;
   readonly #opts: Required<RpcCallerOptions>;
   #inFlight = 0;
   readonly #waiting: Array<() => void> = [];
-  readonly stats: RpcStats = { calls: 0, errors: 0, retries: 0, timeouts: 0, pending: 0 };
+  readonly stats: RpcStats = {
+    calls: 0,
+    errors: 0,
+    retries: 0,
+    timeouts: 0,
+    canceled: 0,
+    pending: 0,
+  };
 
   constructor(client: RpcClient, opts: RpcCallerOptions) {
     this.#client = client;
@@ -64,18 +76,22 @@ export class RpcCaller {
 
   async #call<T>(name: string, fn: (meta: CallMeta) => Promise<T>, meta: CallMeta): Promise<T> {
     const deadline = Date.now() + this.#opts.callTimeout;
+    const gone = meta.signal;
     this.stats.calls++;
     let attempt = 0;
     for (;;) {
       let delay = 0;
-      await this.#acquire();
+      await this.#acquire(name, gone);
       try {
+        if (gone?.aborted) throw this.#canceled(name, "dropped before it was sent");
         const remaining = deadline - Date.now();
         if (remaining <= 0) throw new RpcTimeoutError(`${name}: call budget exhausted`);
         const budget = AbortSignal.timeout(remaining);
-        const signal = meta.signal ? AbortSignal.any([meta.signal, budget]) : budget;
+        const signal = gone ? AbortSignal.any([gone, budget]) : budget;
         return await fn({ ...meta, signal });
       } catch (err) {
+        if (err instanceof RpcCanceledError) throw err;
+        if (gone?.aborted) throw this.#canceled(name, "abandoned in flight", err);
         if (err instanceof RpcTimeoutError || isAbort(err)) {
           this.stats.timeouts++;
           this.stats.errors++;
@@ -97,23 +113,40 @@ export class RpcCaller {
       } finally {
         this.#release();
       }
-      await sleep(delay);
+      await sleep(delay, gone);
     }
   }
 
-  #acquire(): Promise<void> {
+  #canceled(name: string, what: string, cause?: unknown): RpcCanceledError {
+    this.stats.canceled++;
+    return new RpcCanceledError(`${name}: session closed; call ${what}`, { cause });
+  }
+
+  /** Takes a slot; a call whose session goes while it waits leaves the line at once. */
+  #acquire(name: string, gone?: AbortSignal): Promise<void> {
     if (this.#inFlight < this.#opts.concurrency) {
       this.#inFlight++;
       return Promise.resolve();
     }
+    if (gone?.aborted) return Promise.reject(this.#canceled(name, "dropped before it was sent"));
     this.stats.pending++;
-    return new Promise((resolve) =>
-      this.#waiting.push(() => {
+    return new Promise((resolve, reject) => {
+      const take = () => {
+        gone?.removeEventListener("abort", leave);
         this.stats.pending--;
         this.#inFlight++;
         resolve();
-      })
-    );
+      };
+      const leave = () => {
+        const at = this.#waiting.indexOf(take);
+        if (at < 0) return;
+        this.#waiting.splice(at, 1);
+        this.stats.pending--;
+        reject(this.#canceled(name, "dropped before it was sent"));
+      };
+      gone?.addEventListener("abort", leave, { once: true });
+      this.#waiting.push(take);
+    });
   }
 
   #release(): void {
@@ -126,6 +159,16 @@ function isAbort(err: unknown): boolean {
   return err instanceof DOMException && (err.name === "AbortError" || err.name === "TimeoutError");
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less if `signal` aborts (the next attempt then finds it aborted). */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }

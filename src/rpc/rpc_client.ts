@@ -67,6 +67,7 @@ export interface DisconnectResponse {
 /** Per-call metadata sent alongside the request (HTTP headers / gRPC metadata). */
 export interface CallMeta {
   sid: string;
+  /** Aborted when the call is no longer wanted (its session closed, or its budget ran out). */
   signal?: AbortSignal;
 }
 
@@ -107,6 +108,17 @@ export class RpcTimeoutError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "RpcTimeoutError";
+  }
+}
+
+/**
+ * The session the call was for has gone: the call was dropped before it was sent, or its
+ * request was abandoned and any answer discarded. Not a failure of the backend.
+ */
+export class RpcCanceledError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RpcCanceledError";
   }
 }
 

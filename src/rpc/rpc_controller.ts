@@ -11,7 +11,10 @@ export class RpcController implements Controller {
   }
 
   async authenticate(ctx: CallContext): Promise<ConnectResult> {
-    const res = await this.#rpc.connect({ env: compactEnv(ctx.env) }, { sid: ctx.sid });
+    const res = await this.#rpc.connect({ env: compactEnv(ctx.env) }, {
+      sid: ctx.sid,
+      signal: ctx.signal,
+    });
     return { ...res, interest: true };
   }
 
@@ -30,6 +33,7 @@ export class RpcController implements Controller {
   disconnect(ctx: CallContext, subscriptions: string[]): Promise<DisconnectResponse> {
     const req = { env: compactEnv(ctx.env), identifiers: ctx.identifiers, subscriptions };
     if (!req.identifiers) delete req.identifiers;
+    // Never cancelled by the (already closed) session: it goes through the disconnect queue.
     return this.#rpc.disconnect(req, { sid: ctx.sid });
   }
 
@@ -48,7 +52,7 @@ export class RpcController implements Controller {
     };
     if (req.connection_identifiers === undefined) delete req.connection_identifiers;
     if (req.data === undefined) delete req.data;
-    const res = await this.#rpc.command(req, { sid: ctx.sid });
+    const res = await this.#rpc.command(req, { sid: ctx.sid, signal: ctx.signal });
     return { ...res, interest: command === "subscribe" ? true : undefined };
   }
 }

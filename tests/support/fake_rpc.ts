@@ -49,9 +49,14 @@ export class FakeRpc {
   handlers: FakeRpcHandlers;
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
 
-  constructor(handlers: FakeRpcHandlers = {}) {
+  readonly #scheme: string;
+
+  /** `tls`: serve https with this PEM certificate and key. */
+  constructor(handlers: FakeRpcHandlers = {}, tls?: { cert: string; key: string }) {
     this.handlers = handlers;
-    this.#server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    this.#scheme = tls ? "https" : "http";
+    const opts = { hostname: "127.0.0.1", port: 0, onListen() {}, ...tls };
+    this.#server = Deno.serve(opts, async (req) => {
       const method = new URL(req.url).pathname.split("/").pop() as RpcRequestRecord["method"];
       const body = await req.json();
       this.#inbox.push({ method, body, headers: req.headers });
@@ -68,7 +73,7 @@ export class FakeRpc {
 
   /** Base URL to pass as --rpc_host. */
   get url(): string {
-    return `http://127.0.0.1:${this.#server.addr.port}/_anycable`;
+    return `${this.#scheme}://127.0.0.1:${this.#server.addr.port}/_anycable`;
   }
 
   calls(method: RpcRequestRecord["method"]): RpcRequestRecord[] {
