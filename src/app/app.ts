@@ -228,7 +228,8 @@ export async function startApp(
     ]),
     logger,
   });
-  const server = listen(config.host, config.port, handler);
+  const tls = config.ssl_cert ? readTls(config.ssl_cert, config.ssl_key) : undefined;
+  const server = listen(config.host, config.port, handler, tls);
   const port = server.addr.port;
   let broadcastServer: Deno.HttpServer<Deno.NetAddr> | undefined;
   if (httpBroadcaster && !mountBroadcast) {
@@ -236,6 +237,7 @@ export async function startApp(
       config.host,
       broadcastPort!,
       createBroadcastHandler(config.http_broadcast_path, httpBroadcaster, config.health_path),
+      tls,
     );
   }
   let metricsServer: Deno.HttpServer<Deno.NetAddr> | undefined;
@@ -243,16 +245,19 @@ export async function startApp(
     metricsServer = listen(config.metrics_host || config.host, config.metrics_port, (req) => {
       const route = metricsRoute.get(new URL(req.url).pathname);
       return route ? route(req, "") : new Response("not found\n", { status: 404 });
-    });
+    }, tls);
   }
   const actualBroadcastPort = broadcastServer
     ? broadcastServer.addr.port
     : (mountBroadcast ? port : undefined);
   logger.info("Cableway is listening", {
     addr: `${config.host}:${port}`,
+    tls: tls ? true : undefined,
     ws: config.path.join(","),
     broadcast: actualBroadcastPort
-      ? `http://${config.host}:${actualBroadcastPort}${config.http_broadcast_path}`
+      ? `${
+        tls ? "https" : "http"
+      }://${config.host}:${actualBroadcastPort}${config.http_broadcast_path}`
       : undefined,
     rpc: config.norpc ? "none" : config.rpc_host,
     broker: broker.name,
@@ -291,15 +296,37 @@ export async function startApp(
   };
 }
 
+interface Tls {
+  cert: string;
+  key: string;
+}
+
+/** `--ssl_cert` / `--ssl_key`: PEM files, read once at start; a bad path names the file. */
+function readTls(certPath: string, keyPath: string): Tls {
+  const read = (path: string, what: string) => {
+    try {
+      return Deno.readTextFileSync(path);
+    } catch (err) {
+      throw new Error(`cannot read the TLS ${what} ${path}: ${(err as Error).message}`);
+    }
+  };
+  return {
+    cert: read(certPath, "certificate (--ssl_cert)"),
+    key: read(keyPath, "key (--ssl_key)"),
+  };
+}
+
 function listen(
   hostname: string,
   port: number,
   handler: Deno.ServeHandler,
+  tls?: Tls,
 ): Deno.HttpServer<Deno.NetAddr> {
   // Binding happens synchronously: a busy port throws here, naming the address.
   return Deno.serve({
     hostname,
     port,
+    ...(tls ?? {}),
     onListen: () => {},
     onError: (err) => {
       console.error("request handler failed", err);
