@@ -33,7 +33,12 @@ export async function createBroker(config: Config, logger: Logger): Promise<Brok
     }
     case "nats": {
       const { NatsBroker } = await import("../broker/nats_broker.ts");
-      return new NatsBroker({ ...opts, servers: config.nats_servers, logger });
+      return new NatsBroker({
+        ...opts,
+        servers: config.nats_servers,
+        noRandomize: config.nats_dont_randomize_servers,
+        logger,
+      });
     }
     default:
       return new PassthroughBroker();
@@ -67,7 +72,12 @@ export async function createPubSub(config: Config, logger: Logger): Promise<PubS
     }
     case "nats": {
       const { NatsPubSub } = await import("../pubsub/nats_pubsub.ts");
-      return new NatsPubSub({ servers: config.nats_servers, internalChannel, logger });
+      return new NatsPubSub({
+        servers: config.nats_servers,
+        noRandomize: config.nats_dont_randomize_servers,
+        internalChannel,
+        logger,
+      });
     }
     case "kv": {
       const { KvPubSub } = await import("../pubsub/kv_pubsub.ts");
@@ -93,13 +103,20 @@ export async function createBroadcasters(config: Config, logger: Logger): Promis
         new RedisStreamsBroadcaster({
           url: config.redis_url,
           stream: config.redisx_stream,
+          group: config.redisx_group,
+          blockMs: config.redisx_read_block_milliseconds,
           logger,
         }),
       );
     } else if (name === "nats") {
       const { NatsBroadcaster } = await import("../broadcast/nats_broadcaster.ts");
       out.push(
-        new NatsBroadcaster({ servers: config.nats_servers, channel: config.nats_channel, logger }),
+        new NatsBroadcaster({
+          servers: config.nats_servers,
+          noRandomize: config.nats_dont_randomize_servers,
+          channel: config.nats_channel,
+          logger,
+        }),
       );
     }
   }

@@ -20,6 +20,10 @@ import type { Metrics } from "../metrics/metrics.ts";
 import { registerMetrics } from "../metrics/register.ts";
 import { createTransportRoutes } from "../transport/routes.ts";
 import { deriveKey } from "../util/secrets.ts";
+import { nanoid } from "../util/nanoid.ts";
+import { ConnLimit } from "../server/conn_limit.ts";
+import { pathMatches } from "../server/server.ts";
+import { withBroadcastCors } from "../broadcast/broadcast_cors.ts";
 import { createBroadcasters, createBroker, createPubSub } from "./adapters.ts";
 
 export interface App {
@@ -33,6 +37,8 @@ export interface App {
   readonly metrics: Metrics;
   /** The metrics port when it is not the main one. */
   readonly metricsPort?: number;
+  /** `--node_id`, or a random one. */
+  readonly nodeId: string;
   /** Graceful shutdown; idempotent. */
   shutdown(): Promise<void>;
 }
@@ -70,21 +76,28 @@ function createRpcClient(config: Config, keys: Keys): RpcClient {
       url: config.rpc_host,
       secret: keys.rpc,
       requestTimeout: config.rpc_request_timeout,
+      maxRecvSize: config.rpc_max_call_recv_size || undefined,
+      maxSendSize: config.rpc_max_call_send_size || undefined,
     });
   }
   // The config only lets "http" and "grpc" through.
   return new GrpcRpcClient({
     host: config.rpc_host,
     requestTimeout: config.rpc_request_timeout,
+    maxRecvSize: config.rpc_max_call_recv_size || undefined,
+    maxSendSize: config.rpc_max_call_send_size || undefined,
   });
 }
 
 /** The composition root: builds every part from the resolved config and starts serving. */
 export async function startApp(
   config: Config,
-  logger: Logger,
+  rootLogger: Logger,
   extraRoutes?: Map<string, RouteHandler>,
 ): Promise<App> {
+  // As in the reference: every log line names the node.
+  const nodeId = config.node_id || nanoid(6);
+  const logger = rootLogger.child({ nodeid: nodeId });
   const keys = await resolveKeys(config);
   const broker = await createBroker(config, logger);
   await broker.start();
@@ -212,14 +225,40 @@ export async function startApp(
     ? (config.http_broadcast_port || (keys.broadcast ? config.port : 8090))
     : undefined;
   const mountBroadcast = httpBroadcaster !== undefined && broadcastPort === config.port;
+  const broadcastEndpoint = httpBroadcaster && {
+    handle: config.http_broadcast_cors
+      ? withBroadcastCors((req) => httpBroadcaster!.handle(req), config.allowed_origins)
+      : (req: Request) => httpBroadcaster!.handle(req),
+  };
+  const connLimit = new ConnLimit({
+    max: config.max_conn,
+    active: () => node.sessions.size,
+    opensConnection: (req, path) =>
+      (config.path.some((p) => pathMatches(p, path)) &&
+        req.headers.get("upgrade")?.toLowerCase() === "websocket") ||
+      (config.sse && path === config.sse_path && req.method !== "OPTIONS") ||
+      (config.poll && path === config.poll_path && req.method === "POST" &&
+        !req.headers.has("x-anycable-poll-id")),
+    logger,
+  });
+  metrics.counter(
+    "server_refused_connections_total",
+    "The total number of connections refused by --max-conn",
+    () => connLimit.refused,
+  );
 
   const handler = createHandler({
     wsPaths: config.path,
     healthPath: config.health_path,
-    ws: { allowedOrigins: config.allowed_origins, maxMessageSize: config.max_message_size, logger },
+    ws: {
+      allowedOrigins: config.allowed_origins,
+      maxMessageSize: config.max_message_size,
+      logger,
+      idleTimeout: config.enable_native_pings ? Math.max(2, config.ping_interval * 2) : undefined,
+    },
     node,
     broadcast: mountBroadcast
-      ? { path: config.http_broadcast_path, broadcaster: httpBroadcaster! }
+      ? { path: config.http_broadcast_path, broadcaster: broadcastEndpoint! }
       : undefined,
     extra: new Map([
       ...createTransportRoutes(config, node, logger),
@@ -229,14 +268,14 @@ export async function startApp(
     logger,
   });
   const tls = config.ssl_cert ? readTls(config.ssl_cert, config.ssl_key) : undefined;
-  const server = listen(config.host, config.port, handler, tls);
+  const server = listen(config.host, config.port, connLimit.wrap(handler), tls);
   const port = server.addr.port;
   let broadcastServer: Deno.HttpServer<Deno.NetAddr> | undefined;
   if (httpBroadcaster && !mountBroadcast) {
     broadcastServer = listen(
       config.host,
       broadcastPort!,
-      createBroadcastHandler(config.http_broadcast_path, httpBroadcaster, config.health_path),
+      createBroadcastHandler(config.http_broadcast_path, broadcastEndpoint!, config.health_path),
       tls,
     );
   }
@@ -267,6 +306,11 @@ export async function startApp(
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
     stopping ??= (async () => {
+      if (config.shutdown_delay > 0) {
+        // Load balancers notice the instance going away while it still serves.
+        logger.info("shutdown delay: still serving", { seconds: config.shutdown_delay });
+        await new Promise((r) => setTimeout(r, config.shutdown_delay * 1000));
+      }
       logger.info("shutting down", { sessions: node.sessions.size });
       clearInterval(statsTimer);
       for (const b of broadcasters) await b.close().catch(() => {});
@@ -288,6 +332,7 @@ export async function startApp(
     port,
     broadcastPort: actualBroadcastPort,
     metricsPort: metricsServer?.addr.port,
+    nodeId,
     node,
     publisher,
     rpc,

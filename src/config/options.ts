@@ -106,8 +106,12 @@ export const OPTIONS = {
     "Deprecated by the reference; RPC calls use rpc_request_timeout",
   ),
   http_rpc_timeout: int(0, "rpc", "Deprecated: HTTP RPC timeout (ms); use --rpc_request_timeout"),
-  rpc_max_call_recv_size: int(0, "rpc", "Largest RPC response accepted (bytes, 0 = 4 MiB)"),
-  rpc_max_call_send_size: int(0, "rpc", "Largest RPC request sent (bytes, 0 = no limit)"),
+  rpc_max_call_recv_size: int(
+    0,
+    "rpc",
+    "Largest RPC response accepted (bytes; 0 = 16 MiB gRPC, no limit HTTP)",
+  ),
+  rpc_max_call_send_size: int(0, "rpc", "Largest RPC request sent (bytes; 0 = no limit)"),
   disconnect_timeout: int(0, "rpc", "Deprecated: use --shutdown_timeout"),
   disable_disconnect: bool(false, "rpc", "Deprecated: same as --disconnect_mode=never"),
 
