@@ -18,6 +18,7 @@ import { RpcController } from "../rpc/rpc_controller.ts";
 import { createBroadcastHandler, createHandler, type RouteHandler } from "../server/server.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import { registerMetrics } from "../metrics/register.ts";
+import { type StatsdTagsFormat, StatsdWriter } from "../metrics/statsd.ts";
 import { createTransportRoutes } from "../transport/routes.ts";
 import { deriveKey } from "../util/secrets.ts";
 import { nanoid } from "../util/nanoid.ts";
@@ -199,11 +200,36 @@ export async function startApp(
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
       }));
   }
-  const statsTimer = config.metrics_log && config.stats_refresh_interval > 0
-    ? setInterval(
-      () => logger.info("stats", metrics.intervalSnapshot()),
-      config.stats_refresh_interval * 1000,
-    )
+  const statsd = config.statsd_host
+    ? new StatsdWriter({
+      host: config.statsd_host,
+      prefix: config.statsd_prefix,
+      tagsFormat: config.statsd_tags_format as StatsdTagsFormat,
+      maxPacketSize: config.statsd_max_packet_size,
+      tags: config.metrics_tags,
+      logger,
+    })
+    : undefined;
+  if (statsd) {
+    logger.info("sending statsd metrics", {
+      host: config.statsd_host,
+      interval: config.metrics_rotate_interval,
+      prefix: config.statsd_prefix,
+    });
+  }
+  const statsTimer = (config.metrics_log || statsd) && config.metrics_rotate_interval > 0
+    ? setInterval(() => {
+      const samples = metrics.rotate();
+      statsd?.write(samples);
+      if (config.metrics_log) {
+        const filter = config.metrics_log_filter;
+        const fields: Record<string, number> = {};
+        for (const s of samples) {
+          if (filter.length === 0 || filter.includes(s.name)) fields[s.name] = s.value;
+        }
+        logger.info("stats", fields);
+      }
+    }, config.metrics_rotate_interval * 1000)
     : undefined;
 
   const broadcasters = await createBroadcasters(config, logger);
@@ -313,6 +339,7 @@ export async function startApp(
       }
       logger.info("shutting down", { sessions: node.sessions.size });
       clearInterval(statsTimer);
+      statsd?.close();
       for (const b of broadcasters) await b.close().catch(() => {});
       await httpBroadcaster?.close();
       await node.shutdown(config.shutdown_timeout * 1000);

@@ -206,8 +206,12 @@ export const OPTIONS = {
   metrics_port: int(0, "metrics", "Metrics port (0 = the main port)"),
   metrics_host: str("", "metrics", "Metrics host (defaults to --host)"),
   metrics_tags: list([], "metrics", "Labels added to every metric (key:value, comma list)"),
-  metrics_log: bool(false, "metrics", "Log a stats summary every --stats_refresh_interval"),
-  stats_refresh_interval: int(5, "metrics", "Stats summary interval (seconds)"),
+  metrics_log: bool(false, "metrics", "Log the metrics every --metrics_rotate_interval"),
+  stats_refresh_interval: int(
+    5,
+    "metrics",
+    "Accepted for compatibility: Cableway reads gauges live (seconds)",
+  ),
   metrics_rotate_interval: int(
     15,
     "metrics",
