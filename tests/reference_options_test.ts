@@ -102,3 +102,9 @@ Deno.test("deprecated reference options fill in their replacements", () => {
   assert.equal(c(["--rpc_request_timeout=0"]).config.rpc_request_timeout, 3000);
   assert.equal(c(["--metrics_log_interval=4"]).config.metrics_rotate_interval, 4);
 });
+
+Deno.test("the README's option table lists every option", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const missing = Object.keys(OPTIONS).filter((name) => !readme.includes(`| \`--${name}\``));
+  assert.deepEqual(missing, []);
+});
