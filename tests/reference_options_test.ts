@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, helpText, parseConfig } from "../src/config/config.ts";
 import { OPTIONS } from "../src/config/options.ts";
+import { spawnServer } from "./support/process.ts";
 
 interface FixtureOption {
   name: string;
@@ -107,4 +108,87 @@ Deno.test("the README's option table lists every option", async () => {
   const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
   const missing = Object.keys(OPTIONS).filter((name) => !readme.includes(`| \`--${name}\``));
   assert.deepEqual(missing, []);
+});
+
+Deno.test("presets: none, heroku and fly (detected from their env) as in the reference", () => {
+  const p = (argv: string[], vars: Record<string, string> = {}) =>
+    parseConfig(argv, env(vars), noFile);
+  assert.deepEqual(p(["--presets=none"]).config.presets, []);
+  const heroku = p([], { HEROKU_DYNO_ID: "d", HEROKU_APP_ID: "a", PORT: "5000" }).config;
+  assert.equal(heroku.host, "0.0.0.0");
+  assert.equal(heroku.http_broadcast_port, 5000);
+  const notHeroku = p(["--presets=none"], { HEROKU_DYNO_ID: "d", HEROKU_APP_ID: "a" }).config;
+  assert.equal(notHeroku.host, "localhost");
+  const fly = p(["--host=127.0.0.1"], {
+    FLY_APP_NAME: "app",
+    FLY_REGION: "ams",
+    FLY_ALLOC_ID: "1",
+    ANYCABLE_FLY_RPC_APP_NAME: "rpc",
+  });
+  assert.equal(fly.config.host, "127.0.0.1"); // given: not overridden
+  assert.equal(fly.config.rpc_host, "dns:///ams.rpc.internal:50051");
+  assert.ok(fly.warnings.some((w) => w.includes("--presets=fly") && w.includes("nats-server")));
+});
+
+Deno.test("an AnyCable-Go deployment's command line and env start Cableway unchanged", async () => {
+  const server = await spawnServer([
+    "--rpc_host=http://127.0.0.1:9/_anycable",
+    "--headers=cookie,x-api-token",
+    "--proxy-cookies=_session_id",
+    "--max-conn=1000",
+    "--health-path=/up",
+    "--path=/cable,/admin/cable",
+    "--shutdown_timeout=10",
+    "--shutdown_pool_size=32",
+    "--hub_gopool_size=32",
+    "--disconnect_timeout=5",
+    "--disconnect_rate=50",
+    "--rpc_concurrency=20",
+    "--rpc_command_timeout=5000",
+    "--rpc_max_call_recv_size=4194304",
+    "--read_buffer_size=2048",
+    "--write_buffer_size=2048",
+    "--enable_ws_compression",
+    "--enable_native_pings",
+    "--ping_interval=5",
+    "--metrics_http=/metrics",
+    "--metrics_tags=app:chat",
+    "--metrics_rotate_interval=30",
+    "--statsd_host=127.0.0.1:9",
+    "--jwt_id_key=legacy-jwt",
+    "--turbo_rails_key=legacy-turbo",
+    "--turbo_rails_cleartext",
+    "--http_broadcast_cors",
+    "--redisx_group=bx",
+    "--nats_dont_randomize_servers",
+    "--enats_cluster_name=unused",
+    "--sse",
+  ], {
+    env: {
+      ANYCABLE_SECRET: "app-secret",
+      ANYCABLE_BROADCAST_KEY: "broadcast-key",
+      ANYCABLE_ALLOWED_ORIGINS: "*.example.com",
+      ANYCABLE_NODE_ID: "web-1",
+      ANYCABLE_PRESETS: "none",
+      ANYCABLE_REDIS_DISABLE_CACHE: "true",
+      ANYCABLE_LOG_LEVEL: "info",
+      ANYCABLE_DEBUG: "false",
+    },
+  });
+  try {
+    const up = await fetch(`http://127.0.0.1:${server.port}/up`);
+    assert.equal(up.status, 200);
+    await up.body?.cancel();
+    const metrics = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+    assert.match(await metrics.text(), /anycable_go_clients_num\{app="chat"\} 0/);
+    const listening = server.lines.find((l) => l.msg === "Cableway is listening")!;
+    assert.equal(listening.nodeid, "web-1");
+    const warned = server.lines.filter((l) => l.level === "warn").map((l) => String(l.msg));
+    for (const flag of ["--hub_gopool_size", "--enable_ws_compression", "--jwt_id_key"]) {
+      assert.ok(warned.some((w) => w.includes(flag)), `${flag} warned: ${warned.join(" / ")}`);
+    }
+  } finally {
+    server.child.kill("SIGTERM");
+    await server.exited;
+  }
 });

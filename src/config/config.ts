@@ -121,8 +121,53 @@ export function parseConfig(
     values[name] = convert(name, raw, source);
     explicit.add(name);
   }
+  if (!explicit.has("presets")) values.presets = detectPresets(env);
+  applyPlatformPresets(values, explicit, env, warnings);
   const config = resolve(values, explicit, warnings);
   return { config, explicit, help, version, warnings, printConfig, configFile };
+}
+
+/** As the reference: presets are detected from the platform's env vars unless given. */
+function detectPresets(env: Env): string[] {
+  const has = (names: string[]) => names.every((n) => env.get(n));
+  if (has(["FLY_APP_NAME", "FLY_REGION", "FLY_ALLOC_ID"])) return ["fly"];
+  if (has(["HEROKU_DYNO_ID", "HEROKU_APP_ID"])) return ["heroku"];
+  return [];
+}
+
+/**
+ * `fly` and `heroku` presets (never overriding what was given): listen on 0.0.0.0 and take
+ * broadcasts on the main port; on Fly, `ANYCABLE_FLY_RPC_APP_NAME` points gRPC at the RPC app.
+ * Fly's embedded NATS cluster does not exist on Deno: a warning says what to set instead.
+ */
+function applyPlatformPresets(
+  values: Record<string, unknown>,
+  explicit: ReadonlySet<OptionName>,
+  env: Env,
+  warnings: string[],
+): void {
+  const presets = values.presets as string[];
+  if (presets.includes("none")) {
+    values.presets = [];
+    return;
+  }
+  const fill = (name: OptionName, value: unknown) => {
+    if (!explicit.has(name)) values[name] = value;
+  };
+  if (presets.includes("fly") || presets.includes("heroku")) {
+    fill("host", "0.0.0.0");
+    fill("http_broadcast_port", values.port);
+  }
+  if (presets.includes("fly")) {
+    const region = env.get("FLY_REGION");
+    const rpcApp = env.get("ANYCABLE_FLY_RPC_APP_NAME");
+    if (region && rpcApp) fill("rpc_host", `dns:///${region}.${rpcApp}.internal:50051`);
+    if (!explicit.has("redis_url") && !explicit.has("pubsub") && !explicit.has("nats_servers")) {
+      warnings.push(
+        "--presets=fly: the embedded NATS cluster AnyCable-Go starts on Fly does not exist on Deno; run nats-server (or Redis) and pass --nats_servers (or --redis_url) with --pubsub",
+      );
+    }
+  }
 }
 
 function fileExists(path: string): boolean {
@@ -172,7 +217,7 @@ const ONE_OF: Partial<Record<OptionName, string[]>> = {
   statsd_tags_format: ["datadog", "influxdb", "graphite"],
 };
 const ADAPTERS = ["http", "redis", "redisx", "nats"];
-const PRESETS = ["broker"];
+const PRESETS = ["broker", "fly", "heroku", "none"];
 
 function resolve(
   values: Record<string, unknown>,

@@ -56,7 +56,11 @@ export const OPTIONS = {
     "Disconnect a WebSocket client (too_slow) whose socket takes nothing for this long (seconds, 0 = off)",
   ),
   shutdown_timeout: int(30, "server", "Graceful shutdown timeout (seconds)"),
-  presets: list([], "server", "Configuration presets (broker: fills broker/pubsub/adapters)"),
+  presets: list(
+    [],
+    "server",
+    "Configuration presets: broker, fly, heroku (detected from their env), none",
+  ),
   max_conn: int(0, "server", "Refuse connections beyond this many (503, 0 = no limit)"),
   shutdown_delay: int(0, "server", "Seconds to keep serving after a stop signal (load balancers)"),
   node_id: str("", "server", "Node identifier in logs and metrics (random when empty)"),

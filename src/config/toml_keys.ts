@@ -153,4 +153,5 @@ export const TOML_IGNORED = new Set([
 /** `metrics.http` is what the reference's `--print-config` writes for `metrics.http_path`. */
 export const TOML_ALIASES: Record<string, string> = {
   "metrics.http": "metrics.http_path",
+  "ds.enabled": "ds",
 };
