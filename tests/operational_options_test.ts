@@ -97,6 +97,10 @@ Deno.test("--shutdown_delay: still serving for the delay after SIGTERM, then sto
     assert.ok(
       server.lines.some((l) => l.msg === "Cableway is listening" && l.nodeid === "node-42"),
     );
+    // The signal handlers are installed right after the listening line: a served request
+    // shows the process got past that point.
+    const first = new WsClient(`ws://127.0.0.1:${server.port}/cable`);
+    await first.waitFor((f) => f.type === "welcome");
     const started = Date.now();
     server.child.kill("SIGTERM");
     await server.waitForLog((l) => l.msg === "shutdown delay: still serving");
@@ -110,6 +114,7 @@ Deno.test("--shutdown_delay: still serving for the delay after SIGTERM, then sto
     const stopLine = server.lines.findIndex((l) => l.msg === "shutting down");
     assert.ok(delayLine >= 0 && stopLine > delayLine);
     await client.closed;
+    await first.closed;
   } finally {
     try {
       server.child.kill("SIGKILL");
