@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { FakeRpc } from "./support/fake_rpc.ts";
+import { GrpcBackend } from "./support/grpc_backend.ts";
 import { spawnServer } from "./support/process.ts";
 import { RawWs } from "./support/raw_ws.ts";
 import { startServer } from "./support/server.ts";
@@ -214,6 +215,48 @@ Deno.test("--rpc_max_call_recv_size / --rpc_max_call_send_size bound HTTP RPC bo
     await send.stop();
     await roomy.stop();
     await rpc.stop();
+  }
+});
+
+Deno.test("--rpc_max_call_recv_size / --rpc_max_call_send_size bound gRPC messages", async () => {
+  const backend = await GrpcBackend.start({
+    connect: (_req, metadata) => ({
+      status: 1,
+      identifiers: JSON.stringify({ user: "u" }),
+      transmissions: [JSON.stringify({ type: "welcome", sid: metadata.sid })],
+      env: { cstate: { padding: "x".repeat(4000) } },
+    }),
+  });
+  const recv = await startServer([
+    `--rpc_host=${backend.address}`,
+    "--rpc_max_call_recv_size=1000",
+  ]);
+  const send = await startServer([`--rpc_host=${backend.address}`, "--rpc_max_call_send_size=300"]);
+  const roomy = await startServer([
+    `--rpc_host=${backend.address}`,
+    "--rpc_max_call_recv_size=100000",
+  ]);
+  try {
+    const a = new WsClient(recv.wsUrl);
+    assert.equal((await a.waitFor((f) => f.type === "disconnect")).reason, "server_error");
+    assert.ok(recv.logs.some((l) => /bytes exceeds 1000/.test(JSON.stringify(l))));
+    await a.close();
+    const calls = backend.calls.length;
+    const b = new WsClient(send.wsUrl, "actioncable-v1-json", {
+      headers: { cookie: `c=${"y".repeat(1000)}` },
+    });
+    assert.equal((await b.waitFor((f) => f.type === "disconnect")).reason, "server_error");
+    assert.ok(send.logs.some((l) => JSON.stringify(l).includes("--rpc_max_call_send_size")));
+    assert.equal(backend.calls.length, calls, "the oversized request was not sent");
+    await b.close();
+    const c = new WsClient(roomy.wsUrl);
+    await c.waitFor((f) => f.type === "welcome");
+    await c.close();
+  } finally {
+    await recv.stop();
+    await send.stop();
+    await roomy.stop();
+    await backend.stop();
   }
 });
 

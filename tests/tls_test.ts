@@ -12,10 +12,17 @@ if (!HAS_OPENSSL) console.log("tls_test: openssl is missing (Debian package open
 
 Deno.test({
   name:
-    "TLS: wss, SSE, long polling, broadcasts and metrics over HTTPS with a verified certificate",
+    "TLS: wss, SSE, long polling, broadcasts and metrics (own ports too) over HTTPS with a verified certificate",
   ignore: !HAS_OPENSSL,
   async fn() {
     const certs = await makeCerts();
+    const free = () => {
+      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (l.addr as Deno.NetAddr).port;
+      l.close();
+      return port;
+    };
+    const [broadcastPort, metricsPort] = [free(), free()];
     const server = await startServer([
       "--norpc",
       "--public",
@@ -23,6 +30,9 @@ Deno.test({
       "--poll",
       "--poll_flush_interval=20",
       "--metrics_http=/metrics",
+      `--metrics_port=${metricsPort}`,
+      `--http_broadcast_port=${broadcastPort}`,
+      "--broadcast_key=test-key",
       `--ssl_cert=${certs.serverCert}`,
       `--ssl_key=${certs.serverKey}`,
     ]);
@@ -78,7 +88,7 @@ Deno.test({
       await open.text();
 
       // A broadcast over HTTPS reaches all three.
-      const b = await fetch(`${base}/_broadcast`, {
+      const b = await fetch(`https://127.0.0.1:${broadcastPort}/_broadcast`, {
         client,
         method: "POST",
         headers: { authorization: "Bearer test-key" },
@@ -106,7 +116,7 @@ Deno.test({
       assert.match(polled, /"over":"tls"/);
 
       // Metrics over HTTPS.
-      const metrics = await fetch(`${base}/metrics`, { client });
+      const metrics = await fetch(`https://127.0.0.1:${metricsPort}/metrics`, { client });
       assert.equal(metrics.status, 200);
       assert.match(await metrics.text(), /clients_num/);
     } finally {
