@@ -93,9 +93,8 @@ Deno.test({
       await client.waitFor((f) => (f.message as { n?: number })?.n === 1);
       await client.close();
 
-      // With verification on and no CA, the client refuses the server's certificate. (A server
-      // that refuses a missing client certificate is not exercised: Deno's node:tls reports
-      // that alert twice and the second report escapes node-redis.)
+      // Without the client certificate the server refuses the handshake (and the process
+      // survives it); with verification on and no CA, the client refuses the server.
       const open = (
         tls: { verify: boolean; caPath?: string; certPath?: string; keyPath?: string },
       ) =>
@@ -105,6 +104,7 @@ Deno.test({
           connectTimeoutMs: 2000,
           settings: { tls },
         });
+      await assert.rejects(open({ verify: true, caPath: certs.caPath }));
       await assert.rejects(
         open({ verify: true, certPath: certs.clientCert, keyPath: certs.clientKey }),
       );

@@ -194,6 +194,7 @@ function createNodeClient(opts: RedisConnectionOptions): NodeRedisClient {
   const url = new URL(opts.url);
   const secure = url.protocol === "rediss:";
   const tlsFiles = secure && settings.tls ? readTlsFiles(settings.tls) : {};
+  if (secure) guardRepeatedTlsAlerts();
   const socket = {
     connectTimeout: opts.connectTimeoutMs ?? 5000,
     reconnectStrategy: (retries: number) =>
@@ -248,6 +249,28 @@ function createNodeClient(opts: RedisConnectionOptions): NodeRedisClient {
       "on"
     ],
   };
+}
+
+let tlsGuarded = false;
+
+/**
+ * Deno's node:tls reports a fatal alert from the server (e.g. "CertificateRequired" when Redis
+ * wants a client certificate) twice; node-redis handles the first (the connection is retried
+ * and logged as unavailable) and has stopped listening for the second, which would end the
+ * process as an uncaught error. Only that repeated report is swallowed.
+ */
+function guardRepeatedTlsAlerts(): void {
+  if (tlsGuarded) return;
+  tlsGuarded = true;
+  globalThis.addEventListener("error", (event) => {
+    const err = (event as ErrorEvent).error;
+    if (
+      err instanceof Error && err.message.startsWith("received fatal alert") &&
+      String(err.stack).includes("tls_wrap")
+    ) {
+      event.preventDefault();
+    }
+  });
 }
 
 /** True for an error reply sent by Redis (as opposed to a connection failure). */
