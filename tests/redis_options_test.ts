@@ -221,3 +221,39 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "--redis_keepalive_interval: idle Redis connections are PINGed",
+  ignore: !hasRedis(),
+  async fn() {
+    const redis = await startRedisCustom("redis-server", (port, dir) => [
+      ...BASE,
+      "--port",
+      String(port),
+      "--dir",
+      dir,
+      "--logfile",
+      `${dir}/server.log`,
+    ]);
+    const server = await startServer([
+      "--norpc",
+      "--public",
+      "--broker=redis",
+      "--pubsub=none",
+      `--redis_url=${redis.url}`,
+      "--redis_keepalive_interval=1",
+    ]);
+    try {
+      let clients = "";
+      for (let i = 0; i < 50 && !/cmd=ping/.test(clients); i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        clients = await cli(redis.port, ["CLIENT", "LIST"]);
+      }
+      // redis-cli's own connection shows cmd=client; the broker's idle one its last PING.
+      assert.match(clients, /cmd=ping/);
+    } finally {
+      await server.stop();
+      await redis.stop();
+    }
+  },
+});
