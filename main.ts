@@ -29,6 +29,7 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (parsed.printConfig) {
+    for (const w of parsed.warnings) console.error(`cableway: warning: ${w}`);
     console.log(configToToml(parsed.config, parsed.configFile));
     return 0;
   }

@@ -155,6 +155,7 @@ Deno.test("--print-config prints the resolved file + env + flags with secrets ma
       { ANYCABLE_SSE_PATH: "/env-events" },
     );
     assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stderr, /anycable\.toml:\d+: pusher_nonsense\.x: unknown key/);
     const printed = parse(out.stdout) as Record<string, Record<string, unknown>>;
     assert.equal(printed.secret, "[masked]");
     assert.equal(printed.jwt.secret, "[masked]");
