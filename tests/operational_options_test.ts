@@ -86,6 +86,20 @@ Deno.test("--enable_native_pings: WebSocket ping frames reach an idle client; wi
   }
 });
 
+Deno.test("--enable_ws_compression: accepted with a warning; Deno answers without permessage-deflate", async () => {
+  const server = await startServer(["--norpc", "--public", "--enable_ws_compression"]);
+  try {
+    const res = await rawHandshake(server.app.port, "/cable", {
+      ...WS_HEADERS,
+      "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits",
+    });
+    assert.equal(res.status, 101);
+    assert.equal(res.headers.get("sec-websocket-extensions"), null);
+  } finally {
+    await server.stop();
+  }
+});
+
 Deno.test("--shutdown_delay: still serving for the delay after SIGTERM, then stops; --node_id names the node in logs", async () => {
   const server = await spawnServer([
     "--norpc",
