@@ -2,6 +2,7 @@ import { startApp } from "./src/app/app.ts";
 import { ListenError } from "./src/app/listen_error.ts";
 import { serveUntilSignal } from "./src/app/serve_until_signal.ts";
 import { ConfigError, helpText, parseConfig } from "./src/config/config.ts";
+import { configToToml } from "./src/config/print_config.ts";
 import { IDENTITY_SUBCOMMANDS, runIdentityCli } from "./src/identity/cli.ts";
 import { type LogFormat, Logger, type LogLevel } from "./src/logger/logger.ts";
 import { VERSION } from "./src/version.ts";
@@ -28,11 +29,17 @@ async function main(args: string[]): Promise<number> {
     console.log(VERSION);
     return 0;
   }
+  if (parsed.printConfig) {
+    for (const w of parsed.warnings) console.error(`cableway: warning: ${w}`);
+    console.log(configToToml(parsed.config, parsed.configFile));
+    return 0;
+  }
   const { config } = parsed;
   const logger = new Logger({
     level: config.log_level as LogLevel,
     format: config.log_format as LogFormat,
   });
+  if (parsed.configFile) logger.info("using configuration from file", { path: parsed.configFile });
   for (const w of parsed.warnings) logger.warn(w);
   let app;
   try {

@@ -90,7 +90,7 @@ Deno.test("metrics only where configured; a separate port; the periodic log line
     "--metrics_http=/metrics",
     `--metrics_port=${port}`,
     "--metrics_log",
-    "--stats_refresh_interval=1",
+    "--metrics_rotate_interval=1",
   ]);
   try {
     const c = new WsClient(server.wsUrl);

@@ -6,6 +6,24 @@ import type { Logger } from "../logger/logger.ts";
 import { LocalPubSub } from "../pubsub/local_pubsub.ts";
 import type { PubSub } from "../pubsub/pubsub.ts";
 import { INTERNAL_CHANNEL } from "../pubsub/pubsub_codec.ts";
+import type { RedisSettings } from "../util/redis_settings.ts";
+
+/** The Redis options every Redis adapter shares. */
+export function redisSettings(config: Config): RedisSettings {
+  return {
+    sentinels: config.redis_sentinels
+      ? config.redis_sentinels.split(",").map((s) => s.trim()).filter(Boolean)
+      : undefined,
+    sentinelDiscoveryInterval: config.redis_sentinel_discovery_interval,
+    keepaliveInterval: config.redis_keepalive_interval,
+    tls: {
+      verify: config.redis_tls_verify,
+      caPath: config.redis_tls_ca_cert_path || undefined,
+      certPath: config.redis_tls_client_cert_path || undefined,
+      keyPath: config.redis_tls_client_key_path || undefined,
+    },
+  };
+}
 
 /**
  * Picks concrete adapters from the config. Network clients (Redis, NATS) are loaded with
@@ -29,11 +47,21 @@ export async function createBroker(config: Config, logger: Logger): Promise<Brok
     }
     case "redis": {
       const { RedisBroker } = await import("../broker/redis_broker.ts");
-      return new RedisBroker({ ...opts, url: config.redis_url, logger });
+      return new RedisBroker({
+        ...opts,
+        url: config.redis_url,
+        redis: redisSettings(config),
+        logger,
+      });
     }
     case "nats": {
       const { NatsBroker } = await import("../broker/nats_broker.ts");
-      return new NatsBroker({ ...opts, servers: config.nats_servers, logger });
+      return new NatsBroker({
+        ...opts,
+        servers: config.nats_servers,
+        noRandomize: config.nats_dont_randomize_servers,
+        logger,
+      });
     }
     default:
       return new PassthroughBroker();
@@ -63,11 +91,21 @@ export async function createPubSub(config: Config, logger: Logger): Promise<PubS
   switch (config.pubsub) {
     case "redis": {
       const { RedisPubSub } = await import("../pubsub/redis_pubsub.ts");
-      return new RedisPubSub({ url: config.redis_url, internalChannel, logger });
+      return new RedisPubSub({
+        url: config.redis_url,
+        redis: redisSettings(config),
+        internalChannel,
+        logger,
+      });
     }
     case "nats": {
       const { NatsPubSub } = await import("../pubsub/nats_pubsub.ts");
-      return new NatsPubSub({ servers: config.nats_servers, internalChannel, logger });
+      return new NatsPubSub({
+        servers: config.nats_servers,
+        noRandomize: config.nats_dont_randomize_servers,
+        internalChannel,
+        logger,
+      });
     }
     case "kv": {
       const { KvPubSub } = await import("../pubsub/kv_pubsub.ts");
@@ -85,21 +123,34 @@ export async function createBroadcasters(config: Config, logger: Logger): Promis
     if (name === "redis") {
       const { RedisBroadcaster } = await import("../broadcast/redis_broadcaster.ts");
       out.push(
-        new RedisBroadcaster({ url: config.redis_url, channel: config.redis_channel, logger }),
+        new RedisBroadcaster({
+          url: config.redis_url,
+          redis: redisSettings(config),
+          channel: config.redis_channel,
+          logger,
+        }),
       );
     } else if (name === "redisx") {
       const { RedisStreamsBroadcaster } = await import("../broadcast/redisx_broadcaster.ts");
       out.push(
         new RedisStreamsBroadcaster({
           url: config.redis_url,
+          redis: redisSettings(config),
           stream: config.redisx_stream,
+          group: config.redisx_group,
+          blockMs: config.redisx_read_block_milliseconds,
           logger,
         }),
       );
     } else if (name === "nats") {
       const { NatsBroadcaster } = await import("../broadcast/nats_broadcaster.ts");
       out.push(
-        new NatsBroadcaster({ servers: config.nats_servers, channel: config.nats_channel, logger }),
+        new NatsBroadcaster({
+          servers: config.nats_servers,
+          noRandomize: config.nats_dont_randomize_servers,
+          channel: config.nats_channel,
+          logger,
+        }),
       );
     }
   }

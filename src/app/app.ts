@@ -20,9 +20,14 @@ import { createRpcHttpClient } from "../rpc/rpc_tls.ts";
 import { createBroadcastHandler, createHandler, type RouteHandler } from "../server/server.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import { registerMetrics } from "../metrics/register.ts";
+import { type StatsdTagsFormat, StatsdWriter } from "../metrics/statsd.ts";
 import { createTransportRoutes } from "../transport/routes.ts";
 import { deriveKey } from "../util/secrets.ts";
 import { ListenError } from "./listen_error.ts";
+import { nanoid } from "../util/nanoid.ts";
+import { ConnLimit } from "../server/conn_limit.ts";
+import { pathMatches } from "../server/server.ts";
+import { withBroadcastCors } from "../broadcast/broadcast_cors.ts";
 import { createBroadcasters, createBroker, createPubSub } from "./adapters.ts";
 
 export interface App {
@@ -36,6 +41,8 @@ export interface App {
   readonly metrics: Metrics;
   /** The metrics port when it is not the main one. */
   readonly metricsPort?: number;
+  /** `--node_id`, or a random one. */
+  readonly nodeId: string;
   /** Graceful shutdown; idempotent. */
   shutdown(): Promise<void>;
 }
@@ -88,6 +95,8 @@ function createRpcClient(config: Config, keys: Keys, logger: Logger): RpcClient 
         secret: keys.rpc,
         requestTimeout: config.rpc_request_timeout,
         client,
+        maxRecvSize: config.rpc_max_call_recv_size || undefined,
+        maxSendSize: config.rpc_max_call_send_size || undefined,
       });
     }
     return new GrpcWebRpcClient({
@@ -102,15 +111,20 @@ function createRpcClient(config: Config, keys: Keys, logger: Logger): RpcClient 
   return new GrpcRpcClient({
     host: config.rpc_host,
     requestTimeout: config.rpc_request_timeout,
+    maxRecvSize: config.rpc_max_call_recv_size || undefined,
+    maxSendSize: config.rpc_max_call_send_size || undefined,
   });
 }
 
 /** The composition root: builds every part from the resolved config and starts serving. */
 export async function startApp(
   config: Config,
-  logger: Logger,
+  rootLogger: Logger,
   extraRoutes?: Map<string, RouteHandler>,
 ): Promise<App> {
+  // As in the reference: every log line names the node.
+  const nodeId = config.node_id || nanoid(6);
+  const logger = rootLogger.child({ nodeid: nodeId });
   const keys = await resolveKeys(config);
   // Built first: a bad TLS setting fails the start before anything is listening.
   const rpcClient = config.norpc ? undefined : createRpcClient(config, keys, logger);
@@ -214,11 +228,36 @@ export async function startApp(
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
       }));
   }
-  const statsTimer = config.metrics_log && config.stats_refresh_interval > 0
-    ? setInterval(
-      () => logger.info("stats", metrics.intervalSnapshot()),
-      config.stats_refresh_interval * 1000,
-    )
+  const statsd = config.statsd_host
+    ? new StatsdWriter({
+      host: config.statsd_host,
+      prefix: config.statsd_prefix,
+      tagsFormat: config.statsd_tags_format as StatsdTagsFormat,
+      maxPacketSize: config.statsd_max_packet_size,
+      tags: config.metrics_tags,
+      logger,
+    })
+    : undefined;
+  if (statsd) {
+    logger.info("sending statsd metrics", {
+      host: config.statsd_host,
+      interval: config.metrics_rotate_interval,
+      prefix: config.statsd_prefix,
+    });
+  }
+  const statsTimer = (config.metrics_log || statsd) && config.metrics_rotate_interval > 0
+    ? setInterval(() => {
+      const samples = metrics.rotate();
+      statsd?.write(samples);
+      if (config.metrics_log) {
+        const filter = config.metrics_log_filter;
+        const fields: Record<string, number> = {};
+        for (const s of samples) {
+          if (filter.length === 0 || filter.includes(s.name)) fields[s.name] = s.value;
+        }
+        logger.info("stats", fields);
+      }
+    }, config.metrics_rotate_interval * 1000)
     : undefined;
 
   const broadcasters = await createBroadcasters(config, logger);
@@ -243,14 +282,40 @@ export async function startApp(
     );
   }
   const mountBroadcast = httpBroadcaster !== undefined && broadcastPort === config.port;
+  const broadcastEndpoint = httpBroadcaster && {
+    handle: config.http_broadcast_cors
+      ? withBroadcastCors((req) => httpBroadcaster!.handle(req), config.allowed_origins)
+      : (req: Request) => httpBroadcaster!.handle(req),
+  };
+  const connLimit = new ConnLimit({
+    max: config.max_conn,
+    active: () => node.sessions.size,
+    opensConnection: (req, path) =>
+      (config.path.some((p) => pathMatches(p, path)) &&
+        req.headers.get("upgrade")?.toLowerCase() === "websocket") ||
+      (config.sse && path === config.sse_path && req.method !== "OPTIONS") ||
+      (config.poll && path === config.poll_path && req.method === "POST" &&
+        !req.headers.has("x-anycable-poll-id")),
+    logger,
+  });
+  metrics.counter(
+    "server_refused_connections_total",
+    "The total number of connections refused by --max-conn",
+    () => connLimit.refused,
+  );
 
   const handler = createHandler({
     wsPaths: config.path,
     healthPath: config.health_path,
-    ws: { allowedOrigins: config.allowed_origins, maxMessageSize: config.max_message_size, logger },
+    ws: {
+      allowedOrigins: config.allowed_origins,
+      maxMessageSize: config.max_message_size,
+      logger,
+      idleTimeout: config.enable_native_pings ? Math.max(2, config.ping_interval * 2) : undefined,
+    },
     node,
     broadcast: mountBroadcast
-      ? { path: config.http_broadcast_path, broadcaster: httpBroadcaster! }
+      ? { path: config.http_broadcast_path, broadcaster: broadcastEndpoint! }
       : undefined,
     extra: new Map([
       ...createTransportRoutes(config, node, logger),
@@ -259,17 +324,19 @@ export async function startApp(
     ]),
     logger,
   });
+  const tls = config.ssl_cert ? readTls(config.ssl_cert, config.ssl_key) : undefined;
   let server: Deno.HttpServer<Deno.NetAddr> | undefined;
   let broadcastServer: Deno.HttpServer<Deno.NetAddr> | undefined;
   let metricsServer: Deno.HttpServer<Deno.NetAddr> | undefined;
   try {
-    server = listen(config.host, config.port, handler, "--port");
+    server = listen(config.host, config.port, connLimit.wrap(handler), "--port", tls);
     if (httpBroadcaster && !mountBroadcast) {
       broadcastServer = listen(
         config.host,
         broadcastPort!,
-        createBroadcastHandler(config.http_broadcast_path, httpBroadcaster, config.health_path),
+        createBroadcastHandler(config.http_broadcast_path, broadcastEndpoint!, config.health_path),
         "--http_broadcast_port",
+        tls,
         config.http_broadcast_port ? "" : BROADCAST_PORT_HINT,
       );
     }
@@ -282,6 +349,7 @@ export async function startApp(
           return route ? route(req, "") : new Response("not found\n", { status: 404 });
         },
         "--metrics_port",
+        tls,
       );
     }
   } catch (err) {
@@ -302,9 +370,12 @@ export async function startApp(
     : (mountBroadcast ? port : undefined);
   logger.info("Cableway is listening", {
     addr: `${config.host}:${port}`,
+    tls: tls ? true : undefined,
     ws: config.path.join(","),
     broadcast: actualBroadcastPort
-      ? `http://${config.host}:${actualBroadcastPort}${config.http_broadcast_path}`
+      ? `${
+        tls ? "https" : "http"
+      }://${config.host}:${actualBroadcastPort}${config.http_broadcast_path}`
       : undefined,
     rpc: config.norpc ? "none" : config.rpc_host,
     rpc_impl: rpcClient?.name,
@@ -315,8 +386,14 @@ export async function startApp(
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
     stopping ??= (async () => {
+      if (config.shutdown_delay > 0) {
+        // Load balancers notice the instance going away while it still serves.
+        logger.info("shutdown delay: still serving", { seconds: config.shutdown_delay });
+        await new Promise((r) => setTimeout(r, config.shutdown_delay * 1000));
+      }
       logger.info("shutting down", { sessions: node.sessions.size });
       clearInterval(statsTimer);
+      statsd?.close();
       for (const b of broadcasters) await b.close().catch(() => {});
       await httpBroadcaster?.close();
       await node.shutdown(config.shutdown_timeout * 1000);
@@ -336,6 +413,7 @@ export async function startApp(
     port,
     broadcastPort: actualBroadcastPort,
     metricsPort: metricsServer?.addr.port,
+    nodeId,
     node,
     publisher,
     rpc,
@@ -347,11 +425,32 @@ export async function startApp(
 const BROADCAST_PORT_HINT =
   "without --broadcast_key or --secret the HTTP broadcast endpoint listens on port 8090 of its own";
 
+interface Tls {
+  cert: string;
+  key: string;
+}
+
+/** `--ssl_cert` / `--ssl_key`: PEM files, read once at start; a bad path names the file. */
+function readTls(certPath: string, keyPath: string): Tls {
+  const read = (path: string, what: string) => {
+    try {
+      return Deno.readTextFileSync(path);
+    } catch (err) {
+      throw new Error(`cannot read the TLS ${what} ${path}: ${(err as Error).message}`);
+    }
+  };
+  return {
+    cert: read(certPath, "certificate (--ssl_cert)"),
+    key: read(keyPath, "key (--ssl_key)"),
+  };
+}
+
 function listen(
   hostname: string,
   port: number,
   handler: Deno.ServeHandler,
   flag: string,
+  tls?: Tls,
   hint = "",
 ): Deno.HttpServer<Deno.NetAddr> {
   // Binding happens synchronously: a busy port throws here; the error names the port and flag.
@@ -359,6 +458,7 @@ function listen(
     return Deno.serve({
       hostname,
       port,
+      ...(tls ?? {}),
       onListen: () => {},
       onError: (err) => {
         console.error("request handler failed", err);

@@ -13,12 +13,15 @@ export interface NatsBroadcasterOptions {
   /** Subject; default `__anycable__`. */
   channel?: string;
   logger?: Logger;
+  /** `--nats_dont_randomize_servers`: try the servers in the given order. */
+  noRandomize?: boolean;
 }
 
 export class NatsBroadcaster implements Broadcaster {
   readonly name = "nats";
   readonly fanout = true;
   readonly #servers: string | string[];
+  readonly #noRandomize: boolean;
   readonly #channel: string;
   readonly #logger: Logger;
   readonly #decoder = new TextDecoder();
@@ -30,6 +33,7 @@ export class NatsBroadcaster implements Broadcaster {
 
   constructor(opts: NatsBroadcasterOptions) {
     this.#servers = opts.servers;
+    this.#noRandomize = opts.noRandomize ?? false;
     this.#channel = opts.channel ?? "__anycable__";
     this.#logger = (opts.logger ?? silentLogger).child({ broadcaster: "nats" });
   }
@@ -39,6 +43,7 @@ export class NatsBroadcaster implements Broadcaster {
       servers: this.#servers,
       logger: this.#logger,
       name: "cableway-broadcaster",
+      noRandomize: this.#noRandomize,
     });
     if (this.#closed) {
       await link.close();

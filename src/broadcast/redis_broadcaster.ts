@@ -1,3 +1,4 @@
+import type { RedisSettings } from "../util/redis_settings.ts";
 /**
  * Legacy Redis pub/sub broadcaster (shared/PROTOCOL.md §9.3): SUBSCRIBE to `__anycable__`;
  * every node receives every publication and delivers it locally (fan-out, no broker).
@@ -9,6 +10,8 @@ import { type Broadcaster, type BroadcastHandler, InvalidBroadcastError } from "
 export interface RedisBroadcasterOptions {
   /** redis://[user:pass@]host:port[/db] */
   url: string;
+  /** Sentinel, TLS and keepalive settings (see redis_settings.ts). */
+  redis?: RedisSettings;
   /** Pub/sub channel; default `__anycable__`. */
   channel?: string;
   logger?: Logger;
@@ -18,6 +21,7 @@ export class RedisBroadcaster implements Broadcaster {
   readonly name = "redis";
   readonly fanout = true;
   readonly #url: string;
+  readonly #redis?: RedisSettings;
   readonly #channel: string;
   readonly #logger: Logger;
   #conn?: RedisConnection;
@@ -27,12 +31,17 @@ export class RedisBroadcaster implements Broadcaster {
 
   constructor(opts: RedisBroadcasterOptions) {
     this.#url = opts.url;
+    this.#redis = opts.redis;
     this.#channel = opts.channel ?? "__anycable__";
     this.#logger = (opts.logger ?? silentLogger).child({ broadcaster: "redis" });
   }
 
   async start(handler: BroadcastHandler): Promise<void> {
-    const conn = await RedisConnection.open({ url: this.#url, logger: this.#logger });
+    const conn = await RedisConnection.open({
+      url: this.#url,
+      settings: this.#redis,
+      logger: this.#logger,
+    });
     if (this.#closed) {
       await conn.close();
       return;

@@ -1,3 +1,4 @@
+import type { RedisSettings } from "../util/redis_settings.ts";
 /**
  * Redis Streams broadcaster (`redisx`, shared/PROTOCOL.md §9.4): one node of the cluster
  * consumes each `XADD __anycable__ * payload <json>` entry through consumer group `bx`, hands
@@ -11,6 +12,8 @@ import { type Broadcaster, type BroadcastHandler, InvalidBroadcastError } from "
 export interface RedisStreamsBroadcasterOptions {
   /** redis://[user:pass@]host:port[/db] */
   url: string;
+  /** Sentinel, TLS and keepalive settings (see redis_settings.ts). */
+  redis?: RedisSettings;
   /** Stream key; default `__anycable__`. */
   stream?: string;
   /** Consumer group; default `bx`. */
@@ -35,6 +38,7 @@ export class RedisStreamsBroadcaster implements Broadcaster {
   readonly name = "redisx";
   readonly fanout = false;
   readonly #url: string;
+  readonly #redis?: RedisSettings;
   readonly #stream: string;
   readonly #group: string;
   readonly #consumer: string;
@@ -50,6 +54,7 @@ export class RedisStreamsBroadcaster implements Broadcaster {
 
   constructor(opts: RedisStreamsBroadcasterOptions) {
     this.#url = opts.url;
+    this.#redis = opts.redis;
     this.#stream = opts.stream ?? "__anycable__";
     this.#group = opts.group ?? "bx";
     this.#consumer = opts.consumer ?? `cableway-${crypto.randomUUID().slice(0, 8)}`;
@@ -68,7 +73,11 @@ export class RedisStreamsBroadcaster implements Broadcaster {
   }
 
   async start(handler: BroadcastHandler): Promise<void> {
-    const conn = await RedisConnection.open({ url: this.#url, logger: this.#logger });
+    const conn = await RedisConnection.open({
+      url: this.#url,
+      settings: this.#redis,
+      logger: this.#logger,
+    });
     if (this.#closed) {
       await conn.close();
       return;

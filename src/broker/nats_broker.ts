@@ -48,6 +48,8 @@ export { PresenceConflictError } from "./nats_presence.ts";
 export type NatsBrokerOptions = BrokerOptions & {
   /** `nats://host:port`, a comma-separated list, or an array of them. */
   servers: string | string[];
+  /** `--nats_dont_randomize_servers`: try the servers in the given order. */
+  noRandomize?: boolean;
   /** Bucket name prefix; default `cableway`. */
   prefix?: string;
   /** JetStream storage of new buckets; default "file". */
@@ -119,6 +121,7 @@ export class NatsBroker implements Broker {
       servers: this.#opts.servers,
       logger: this.#logger,
       name: "cableway-broker",
+      noRandomize: this.#opts.noRandomize,
     });
     if (this.#closed) {
       await link.close();

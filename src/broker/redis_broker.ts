@@ -1,3 +1,4 @@
+import type { RedisSettings } from "../util/redis_settings.ts";
 /**
  * Redis broker: history, epoch, sessions and presence shared by every node of a cluster.
  * All mutations are Lua scripts (see redis_broker_scripts.ts), so offsets are exact and atomic
@@ -45,6 +46,8 @@ import {
 export type RedisBrokerOptions = BrokerOptions & {
   /** redis://[user:pass@]host:port[/db] */
   url: string;
+  /** Sentinel, TLS and keepalive settings (see redis_settings.ts). */
+  redis?: RedisSettings;
   /** Key prefix; default `cableway:`. */
   prefix?: string;
   logger?: Logger;
@@ -96,6 +99,7 @@ export class RedisBroker implements Broker {
     if (this.#conn || this.#closed) return;
     const conn = await RedisConnection.open({
       url: this.#opts.url,
+      settings: this.#opts.redis,
       logger: this.#logger,
       failWhileDown: true,
     });

@@ -81,7 +81,21 @@ export const OPTIONS = {
     SECONDS,
   ),
   shutdown_timeout: int(30, "server", "Graceful shutdown timeout (seconds)", undefined, SECONDS),
-  presets: list([], "server", "Configuration presets (broker: fills broker/pubsub/adapters)"),
+  presets: list(
+    [],
+    "server",
+    "Configuration presets: broker, fly, heroku (detected from their env), none",
+  ),
+  max_conn: int(0, "server", "Refuse connections beyond this many (503, 0 = no limit)"),
+  shutdown_delay: int(0, "server", "Seconds to keep serving after a stop signal (load balancers)"),
+  node_id: str("", "server", "Node identifier in logs and metrics (random when empty)"),
+  ssl_cert: str("", "server", "TLS certificate file (PEM): serve HTTPS/WSS with --ssl_key"),
+  ssl_key: str("", "server", "TLS private key file (PEM)"),
+  enable_ws_compression: bool(false, "server", "permessage-deflate (not available on Deno)"),
+  read_buffer_size: int(1024, "server", "Go socket read buffer (no effect on Deno)"),
+  write_buffer_size: int(1024, "server", "Go socket write buffer (no effect on Deno)"),
+  hub_gopool_size: int(16, "server", "Go broadcast goroutine pool (no effect on Deno)"),
+  shutdown_pool_size: int(16, "server", "Go shutdown goroutine pool (no effect on Deno)"),
 
   // SSE and long polling
   sse: bool(false, "transports", "Enable Server-Sent Events"),
@@ -121,6 +135,11 @@ export const OPTIONS = {
     undefined,
     SECONDS,
   ),
+  enable_native_pings: bool(
+    false,
+    "protocol",
+    "Also send WebSocket ping frames every ping_interval",
+  ),
 
   // RPC
   rpc_host: str("localhost:50051", "rpc", "RPC service address (http(s)://... for HTTP RPC)"),
@@ -133,13 +152,7 @@ export const OPTIONS = {
   ),
   rpc_tls_verify: bool(true, "rpc", "Verify the RPC server's TLS certificate"),
   http_rpc_secret: str("", "rpc", "HTTP RPC authentication key (derived from --secret if empty)"),
-  rpc_request_timeout: int(
-    3000,
-    "rpc",
-    "RPC request timeout (milliseconds)",
-    undefined,
-    AT_LEAST_ONE,
-  ),
+  rpc_request_timeout: int(3000, "rpc", "RPC request timeout (milliseconds; 0 = the default)"),
   rpc_concurrency: int(
     28,
     "rpc",
@@ -158,6 +171,20 @@ export const OPTIONS = {
   disconnect_rate: int(100, "rpc", "Maximum Disconnect RPC calls per second"),
   disconnect_backlog_size: int(4096, "rpc", "Disconnect queue capacity"),
   norpc: bool(false, "rpc", "Run without an RPC backend"),
+  rpc_command_timeout: int(
+    3000,
+    "rpc",
+    "Deprecated by the reference; RPC calls use rpc_request_timeout",
+  ),
+  http_rpc_timeout: int(0, "rpc", "Deprecated: HTTP RPC timeout (ms); use --rpc_request_timeout"),
+  rpc_max_call_recv_size: int(
+    0,
+    "rpc",
+    "Largest RPC response accepted (bytes; 0 = 16 MiB gRPC, no limit HTTP)",
+  ),
+  rpc_max_call_send_size: int(0, "rpc", "Largest RPC request sent (bytes; 0 = no limit)"),
+  disconnect_timeout: int(0, "rpc", "Deprecated: use --shutdown_timeout"),
+  disable_disconnect: bool(false, "rpc", "Deprecated: same as --disconnect_mode=never"),
 
   // Secrets and standalone mode
   secret: str("", "auth", "Application secret: JWT/streams key and source of derived keys"),
@@ -166,6 +193,9 @@ export const OPTIONS = {
   jwt_secret: str("", "auth", "JWT verification key (defaults to --secret)"),
   jwt_param: str("jid", "auth", "JWT query parameter / header name (x-<param>)"),
   enforce_jwt: bool(false, "auth", "Reject connections without a JWT"),
+  jwt_id_key: str("", "auth", "Deprecated: use --jwt_secret"),
+  jwt_id_param: str("", "auth", "Deprecated: use --jwt_param"),
+  jwt_id_enforce: bool(false, "auth", "Deprecated: use --enforce_jwt"),
   public_streams: bool(false, "streams", "Allow unsigned $pubsub stream subscriptions"),
   streams_secret: str("", "streams", "Signed streams key (defaults to --secret)"),
   streams_whisper: bool(false, "streams", "Allow whispers on signed streams"),
@@ -174,6 +204,18 @@ export const OPTIONS = {
   turbo_streams_secret: str("", "streams", "Turbo signed streams key (defaults to streams key)"),
   cable_ready: bool(false, "streams", "Handle CableReady::Stream in the server"),
   cable_ready_secret: str("", "streams", "CableReady signed streams key (defaults to streams key)"),
+  turbo_rails_key: str(
+    "",
+    "streams",
+    "Deprecated: use --turbo_streams_secret (turns on --turbo_streams)",
+  ),
+  turbo_rails_cleartext: bool(false, "streams", "Deprecated, no effect: use public streams"),
+  cable_ready_key: str(
+    "",
+    "streams",
+    "Deprecated: use --cable_ready_secret (turns on --cable_ready)",
+  ),
+  cable_ready_cleartext: bool(false, "streams", "Deprecated, no effect: use public streams"),
 
   // Broadcasting
   broadcast_adapter: list(["http"], "broadcast", "Broadcast adapters (http, redis, redisx, nats)"),
@@ -186,13 +228,38 @@ export const OPTIONS = {
     PORT,
   ),
   http_broadcast_path: str("/_broadcast", "broadcast", "HTTP broadcast endpoint path"),
+  http_broadcast_secret: str("", "broadcast", "Deprecated: use --broadcast_key"),
+  http_broadcast_cors: bool(false, "broadcast", "CORS headers on the HTTP broadcast endpoint"),
   redis_url: str("redis://localhost:6379", "broadcast", "Redis URL", ["REDIS_URL"]),
+  redis_sentinels: str(
+    "",
+    "broadcast",
+    "Sentinels host:port,... (the URL's host is the master name)",
+  ),
+  redis_sentinel_discovery_interval: int(
+    30,
+    "broadcast",
+    "Sentinel rediscovery interval (seconds)",
+  ),
+  redis_keepalive_interval: int(30, "broadcast", "PING Redis this often (seconds, 0 = off)"),
+  redis_tls_verify: bool(false, "broadcast", "Verify the rediss:// server certificate"),
+  redis_tls_ca_cert_path: str("", "broadcast", "CA certificate (PEM) for the Redis server"),
+  redis_tls_client_cert_path: str("", "broadcast", "Client certificate (PEM) for Redis mTLS"),
+  redis_tls_client_key_path: str("", "broadcast", "Client key (PEM) for Redis mTLS"),
+  redis_disable_cache: bool(
+    false,
+    "broadcast",
+    "Disable client-side caching (Cableway never uses it)",
+  ),
   redis_channel: str("__anycable__", "broadcast", "Redis pub/sub broadcast channel"),
   redisx_stream: str("__anycable__", "broadcast", "Redis Streams broadcast stream"),
+  redisx_group: str("bx", "broadcast", "Redis Streams broadcast consumer group"),
+  redisx_read_block_milliseconds: int(2000, "broadcast", "Redis Streams XREADGROUP block (ms)"),
   nats_servers: str("nats://127.0.0.1:4222", "broadcast", "NATS servers (comma list)", [
     "NATS_URL",
   ]),
   nats_channel: str("__anycable__", "broadcast", "NATS broadcast subject"),
+  nats_dont_randomize_servers: bool(false, "broadcast", "Try NATS servers in the given order"),
   pubsub: str(
     "",
     "broadcast",
@@ -218,19 +285,48 @@ export const OPTIONS = {
   metrics_port: int(0, "metrics", "Metrics port (0 = the main port)", undefined, PORT),
   metrics_host: str("", "metrics", "Metrics host (defaults to --host)"),
   metrics_tags: list([], "metrics", "Labels added to every metric (key:value, comma list)"),
-  metrics_log: bool(false, "metrics", "Log a stats summary every --stats_refresh_interval"),
+  metrics_log: bool(false, "metrics", "Log the metrics every --metrics_rotate_interval"),
   stats_refresh_interval: int(
     5,
     "metrics",
-    "Stats summary interval (seconds)",
-    undefined,
-    SECONDS,
+    "Accepted for compatibility: Cableway reads gauges live (seconds)",
   ),
+  metrics_rotate_interval: int(
+    15,
+    "metrics",
+    "How often metrics are logged / sent to statsd (seconds)",
+  ),
+  metrics_log_interval: int(0, "metrics", "Deprecated: use --metrics_rotate_interval"),
+  metrics_log_filter: list([], "metrics", "Metric names printed by --metrics_log (all when empty)"),
+  metrics_log_formatter: str("", "metrics", "mruby formatter script (not available on Deno)"),
+  statsd_host: str("", "metrics", "Send metrics to statsd over UDP at host:port (off when empty)"),
+  statsd_prefix: str("anycable_go.", "metrics", "Statsd metric name prefix"),
+  statsd_max_packet_size: int(1400, "metrics", "Largest statsd UDP packet (bytes)"),
+  statsd_tags_format: str("datadog", "metrics", "Statsd tags format: datadog, influxdb, graphite"),
 
   // Logging
   log_level: str("info", "log", "Log level (debug, info, warn, error)"),
   log_format: str("text", "log", "Log format (text, json)"),
   debug: bool(false, "log", "Shortcut for --log_level=debug"),
+
+  // Embedded NATS (a Go library: not available on Deno; run nats-server and use --nats_servers)
+  embed_nats: bool(false, "embedded nats", "Embedded NATS server (not available on Deno)"),
+  enats_addr: str("nats://127.0.0.1:4222", "embedded nats", "Embedded NATS address (no effect)"),
+  enats_cluster: str("", "embedded nats", "Embedded NATS cluster address (no effect)"),
+  enats_cluster_name: str(
+    "anycable-cluster",
+    "embedded nats",
+    "Embedded NATS cluster name (no effect)",
+  ),
+  enats_cluster_routes: list([], "embedded nats", "Embedded NATS cluster routes (no effect)"),
+  enats_gateway: str("", "embedded nats", "Embedded NATS gateway address (no effect)"),
+  enats_gateways: str("", "embedded nats", "Embedded NATS gateways (no effect)"),
+  enats_gateway_advertise: str("", "embedded nats", "Embedded NATS gateway advertise (no effect)"),
+  enats_store_dir: str("", "embedded nats", "Embedded NATS JetStream directory (no effect)"),
+  enats_server_name: str("", "embedded nats", "Embedded NATS server name (no effect)"),
+  enats_debug: bool(false, "embedded nats", "Embedded NATS logs (no effect)"),
+  enats_trace: bool(false, "embedded nats", "Embedded NATS trace logs (no effect)"),
+  enats_max_payload: int(0, "embedded nats", "Embedded NATS max payload (no effect)"),
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;

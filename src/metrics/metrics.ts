@@ -15,6 +15,13 @@ interface Metric {
 
 export const METRICS_PREFIX = "anycable_go_";
 
+/** One metric's value for an interval: counters as the change since the previous rotation. */
+export interface MetricSample {
+  name: string;
+  type: MetricType;
+  value: number;
+}
+
 export class Metrics {
   readonly #metrics: Metric[] = [];
   readonly #labels: string;
@@ -51,14 +58,21 @@ export class Metrics {
   /** Current values; counters as the change since the previous call (for the log line). */
   intervalSnapshot(): Record<string, number> {
     const out: Record<string, number> = {};
+    for (const s of this.rotate()) out[s.name] = s.value;
+    return out;
+  }
+
+  /** Every metric for the interval that ends now; counters as the change over it. */
+  rotate(): MetricSample[] {
+    const out: MetricSample[] = [];
     const next = new Map<string, number>();
     for (const m of this.#metrics) {
       const v = m.read();
       if (m.type === "counter") {
         next.set(m.name, v);
-        out[m.name] = v - (this.#last.get(m.name) ?? 0);
+        out.push({ name: m.name, type: m.type, value: v - (this.#last.get(m.name) ?? 0) });
       } else {
-        out[m.name] = v;
+        out.push({ name: m.name, type: m.type, value: v });
       }
     }
     this.#last = next;

@@ -14,6 +14,7 @@ import {
   type ConnectionRequest,
 } from "../transport/connection.ts";
 import { nanoid } from "../util/nanoid.ts";
+import { utf8Length } from "../util/utf8_length.ts";
 import type { Authenticator } from "./authenticator.ts";
 import type { Controller } from "./controller.ts";
 import { handleExtraCommand } from "./extras.ts";
@@ -178,7 +179,7 @@ export class Node implements PubSubHandler {
   receive(session: Session, frame: string): void {
     session.lastSeen = Date.now();
     this.stats.clientMessages++;
-    this.stats.bytesReceived += frame.length;
+    this.stats.bytesReceived += utf8Length(frame);
     let cmd: ClientCommand;
     try {
       cmd = decodeCommand(frame);

@@ -32,11 +32,14 @@ export interface NatsPubSubOptions {
   /** Subject for remote commands; default `__anycable_internal__`. */
   internalChannel?: string;
   logger?: Logger;
+  /** `--nats_dont_randomize_servers`: try the servers in the given order. */
+  noRandomize?: boolean;
 }
 
 export class NatsPubSub implements PubSub {
   readonly name = "nats";
   readonly #servers: string | string[];
+  readonly #noRandomize: boolean;
   readonly #internal: string;
   readonly #logger: Logger;
   readonly #subs = new Map<string, Subscription | null>();
@@ -48,6 +51,7 @@ export class NatsPubSub implements PubSub {
 
   constructor(opts: NatsPubSubOptions) {
     this.#servers = opts.servers;
+    this.#noRandomize = opts.noRandomize ?? false;
     this.#internal = opts.internalChannel ?? INTERNAL_CHANNEL;
     this.#logger = (opts.logger ?? silentLogger).child({ pubsub: "nats" });
   }
@@ -58,6 +62,7 @@ export class NatsPubSub implements PubSub {
       servers: this.#servers,
       logger: this.#logger,
       name: "cableway-pubsub",
+      noRandomize: this.#noRandomize,
     });
     if (this.#closed) {
       await link.close();

@@ -1,3 +1,4 @@
+import type { RedisSettings } from "../util/redis_settings.ts";
 /**
  * Redis pub/sub between nodes (shared/PROTOCOL.md §10): registered messages are PUBLISHed on a
  * channel named exactly the stream; each node SUBSCRIBEs to the streams it has local
@@ -22,6 +23,8 @@ import {
 export interface RedisPubSubOptions {
   /** redis://[user:pass@]host:port[/db] */
   url: string;
+  /** Sentinel, TLS and keepalive settings (see redis_settings.ts). */
+  redis?: RedisSettings;
   /** Channel for remote commands; default `__anycable_internal__`. */
   internalChannel?: string;
   logger?: Logger;
@@ -30,6 +33,7 @@ export interface RedisPubSubOptions {
 export class RedisPubSub implements PubSub {
   readonly name = "redis";
   readonly #url: string;
+  readonly #redis?: RedisSettings;
   readonly #internal: string;
   readonly #logger: Logger;
   readonly #streams = new Set<string>();
@@ -43,6 +47,7 @@ export class RedisPubSub implements PubSub {
 
   constructor(opts: RedisPubSubOptions) {
     this.#url = opts.url;
+    this.#redis = opts.redis;
     this.#internal = opts.internalChannel ?? INTERNAL_CHANNEL;
     this.#logger = (opts.logger ?? silentLogger).child({ pubsub: "redis" });
   }
@@ -51,6 +56,7 @@ export class RedisPubSub implements PubSub {
     this.#handler = handler;
     const pub = await RedisConnection.open({
       url: this.#url,
+      settings: this.#redis,
       logger: this.#logger.child({ conn: "publish" }),
       failWhileDown: true,
     });
@@ -58,6 +64,7 @@ export class RedisPubSub implements PubSub {
     try {
       sub = await RedisConnection.open({
         url: this.#url,
+        settings: this.#redis,
         logger: this.#logger.child({ conn: "subscribe" }),
       });
     } catch (err) {

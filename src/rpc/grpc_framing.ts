@@ -29,6 +29,12 @@ export function encodeGrpcFrame(message: Uint8Array): Uint8Array {
 export class GrpcFrameReader {
   readonly messages: Uint8Array[] = [];
   #buf = new Uint8Array(0);
+  readonly #max: number;
+
+  /** `max`: the largest message accepted (bytes). */
+  constructor(max = MAX_MESSAGE_BYTES) {
+    this.#max = max;
+  }
 
   push(chunk: Uint8Array): void {
     const joined = new Uint8Array(this.#buf.length + chunk.length);
@@ -40,8 +46,8 @@ export class GrpcFrameReader {
       const flag = view.getUint8(0);
       const length = view.getUint32(1);
       if (flag !== 0) throw new GrpcFramingError(`unsupported compressed message (flag ${flag})`);
-      if (length > MAX_MESSAGE_BYTES) {
-        throw new GrpcFramingError(`message of ${length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+      if (length > this.#max) {
+        throw new GrpcFramingError(`message of ${length} bytes exceeds ${this.#max}`);
       }
       if (this.#buf.length < PREFIX + length) return;
       this.messages.push(this.#buf.slice(PREFIX, PREFIX + length));

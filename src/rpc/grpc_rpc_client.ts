@@ -43,6 +43,10 @@ export interface GrpcRpcClientOptions {
   host: string;
   /** Per-request timeout, ms (sent as `grpc-timeout` and enforced locally). */
   requestTimeout: number;
+  /** `--rpc_max_call_recv_size`: largest response message (bytes). */
+  maxRecvSize?: number;
+  /** `--rpc_max_call_send_size`: largest request message (bytes). */
+  maxSendSize?: number;
 }
 
 type Method = "Connect" | "Command" | "Disconnect";
@@ -63,9 +67,13 @@ export class GrpcRpcClient implements RpcClient {
   readonly name = "grpc";
   readonly #channels: GrpcChannel[];
   readonly #timeout: number;
+  readonly #maxRecv?: number;
+  readonly #maxSend: number;
   #next = 0;
 
   constructor(opts: GrpcRpcClientOptions) {
+    this.#maxRecv = opts.maxRecvSize;
+    this.#maxSend = opts.maxSendSize ?? Infinity;
     this.#channels = parseGrpcTarget(opts.host).map((e) => new GrpcChannel(e));
     this.#timeout = opts.requestTimeout;
   }
@@ -108,6 +116,13 @@ export class GrpcRpcClient implements RpcClient {
         { cause: signal.reason },
       );
     if (signal.aborted) return Promise.reject(timedOut());
+    if (body.length > this.#maxSend) {
+      return Promise.reject(
+        new RpcResponseError(
+          `${name}: request of ${body.length} bytes exceeds --rpc_max_call_send_size (${this.#maxSend})`,
+        ),
+      );
+    }
 
     const channel = this.#channels[this.#next++ % this.#channels.length];
     let session: http2.ClientHttp2Session;
@@ -146,7 +161,7 @@ export class GrpcRpcClient implements RpcClient {
     }
 
     return new Promise<T>((resolve, reject) => {
-      const reader = new GrpcFrameReader();
+      const reader = new GrpcFrameReader(this.#maxRecv);
       let headers: http2.IncomingHttpHeaders | undefined;
       let trailers: http2.IncomingHttpHeaders | undefined;
       let streamError: unknown;

@@ -24,6 +24,10 @@ export interface HttpRpcClientOptions {
   requestTimeout: number;
   /** A fetch client (e.g. one trusting an extra root CA for https://). */
   client?: Deno.HttpClient;
+  /** `--rpc_max_call_recv_size`: largest response body accepted (bytes). */
+  maxRecvSize?: number;
+  /** `--rpc_max_call_send_size`: largest request body sent (bytes). */
+  maxSendSize?: number;
 }
 
 /** AnyCable RPC over HTTP JSON (shared/PROTOCOL.md §7.3). */
@@ -33,8 +37,12 @@ export class HttpRpcClient implements RpcClient {
   readonly #headers: Record<string, string>;
   readonly #timeout: number;
   readonly #client?: Deno.HttpClient;
+  readonly #maxRecv: number;
+  readonly #maxSend: number;
 
   constructor(opts: HttpRpcClientOptions) {
+    this.#maxRecv = opts.maxRecvSize ?? Infinity;
+    this.#maxSend = opts.maxSendSize ?? Infinity;
     this.#base = opts.url.replace(/\/+$/, "");
     this.#headers = { "content-type": "application/json", "x-anycable-meta-protov": "v1" };
     if (opts.secret) this.#headers["authorization"] = `Bearer ${opts.secret}`;
@@ -67,6 +75,12 @@ export class HttpRpcClient implements RpcClient {
     body: unknown,
     meta: CallMeta,
   ): Promise<Record<string, unknown>> {
+    const payload = new TextEncoder().encode(JSON.stringify(body));
+    if (payload.length > this.#maxSend) {
+      throw new RpcResponseError(
+        `${method}: request of ${payload.length} bytes exceeds --rpc_max_call_send_size (${this.#maxSend})`,
+      );
+    }
     const timeout = AbortSignal.timeout(this.#timeout);
     const signal = meta.signal ? AbortSignal.any([meta.signal, timeout]) : timeout;
     let res: Response;
@@ -74,7 +88,7 @@ export class HttpRpcClient implements RpcClient {
       res = await fetch(`${this.#base}/${method}`, {
         method: "POST",
         headers: { ...this.#headers, "x-anycable-meta-sid": meta.sid },
-        body: JSON.stringify(body),
+        body: payload,
         signal,
         client: this.#client,
       });
@@ -98,8 +112,9 @@ export class HttpRpcClient implements RpcClient {
     }
     let text: string;
     try {
-      text = await res.text();
+      text = await readLimited(res, this.#maxRecv, method);
     } catch (err) {
+      if (err instanceof RpcResponseError) throw err;
       if (timeout.aborted) {
         throw new RpcTimeoutError(`${method}: no answer within ${this.#timeout} ms`, {
           cause: err,
@@ -129,4 +144,40 @@ export class HttpRpcClient implements RpcClient {
 function errorText(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   return err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message;
+}
+
+/** The response body as text; an RpcResponseError once it passes `max` bytes. */
+async function readLimited(res: Response, max: number, method: string): Promise<string> {
+  if (!Number.isFinite(max) || !res.body) return await res.text();
+  const declared = Number(res.headers.get("content-length") ?? NaN);
+  const tooBig = (n: number) =>
+    new RpcResponseError(
+      `${method}: response of ${n}${
+        Number.isFinite(declared) ? "" : "+"
+      } bytes exceeds --rpc_max_call_recv_size (${max})`,
+    );
+  if (declared > max) {
+    await res.body.cancel();
+    throw tooBig(declared);
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > max) {
+      await reader.cancel();
+      throw tooBig(size);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.length;
+  }
+  return new TextDecoder().decode(all);
 }

@@ -12,7 +12,7 @@ export interface RoutesOptions {
   ws: WsOptions;
   node: Node;
   /** Mounted on this server when set. */
-  broadcast?: { path: string; broadcaster: HttpBroadcaster };
+  broadcast?: { path: string; broadcaster: Pick<HttpBroadcaster, "handle"> };
   extra?: Map<string, RouteHandler>;
   logger: Logger;
 }
@@ -51,7 +51,7 @@ export function createHandler(opts: RoutesOptions): Deno.ServeHandler {
 /** A handler for a dedicated broadcast port. */
 export function createBroadcastHandler(
   path: string,
-  broadcaster: HttpBroadcaster,
+  broadcaster: Pick<HttpBroadcaster, "handle">,
   healthPath: string,
 ): Deno.ServeHandler {
   return (req) => {

@@ -11,6 +11,12 @@ export interface WsOptions {
   allowedOrigins: string[];
   maxMessageSize: number;
   logger: Logger;
+  /**
+   * `--enable_native_pings`: the runtime's idle timeout (seconds). Deno sends a WebSocket ping
+   * frame after half of it without traffic from the client, and closes the socket when no pong
+   * comes back within the other half.
+   */
+  idleTimeout?: number;
 }
 
 /**
@@ -48,7 +54,10 @@ export function handleWebSocket(
   let upgrade;
   try {
     // Deno only negotiates offers written "a, b"; we negotiate ourselves and set the header.
-    upgrade = Deno.upgradeWebSocket(req);
+    upgrade = Deno.upgradeWebSocket(
+      req,
+      opts.idleTimeout ? { idleTimeout: opts.idleTimeout } : undefined,
+    );
   } catch (err) {
     opts.logger.warn("websocket upgrade failed", { error: err });
     return new Response("websocket upgrade failed\n", { status: 400 });

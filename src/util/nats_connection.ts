@@ -25,6 +25,8 @@ export interface NatsLinkOptions {
   connectTimeoutMs?: number;
   /** Wait between reconnect attempts. Default 500 ms. */
   reconnectWaitMs?: number;
+  /** `--nats_dont_randomize_servers`: try the servers in the given order. */
+  noRandomize?: boolean;
 }
 
 export class NatsLink {
@@ -58,6 +60,7 @@ export class NatsLink {
         reconnectTimeWait: opts.reconnectWaitMs ?? 500,
         reconnectJitter: 100,
         ignoreClusterUpdates: false,
+        noRandomize: opts.noRandomize ?? false,
       });
       return new NatsLink(nc, logger);
     } catch (err) {

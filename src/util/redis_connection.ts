@@ -2,8 +2,9 @@
  * One Redis connection (node-redis, RESP2) with reconnection backoff and the "redis
  * unavailable, retrying" / "redis connection restored" log lines shared by every Redis adapter.
  */
-import { createClient, ErrorReply } from "redis";
+import { createClient, createSentinel, ErrorReply } from "redis";
 import type { Logger } from "../logger/logger.ts";
+import { parseSentinel, readTlsFiles, type RedisSettings } from "./redis_settings.ts";
 
 export class RedisUnavailableError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -29,6 +30,8 @@ export interface RedisConnectionOptions {
   connectTimeoutMs?: number;
   /** Upper bound of the reconnect backoff. Default 2000 ms. */
   maxBackoffMs?: number;
+  /** Sentinel, TLS, keepalive. */
+  settings?: RedisSettings;
 }
 
 /** The subset of node-redis' client this module uses (its generic types are unwieldy). */
@@ -55,19 +58,9 @@ export class RedisConnection {
   #waiters: { resolve(): void; reject(err: Error): void }[] = [];
 
   private constructor(opts: RedisConnectionOptions) {
-    this.#target = describeUrl(opts.url);
+    this.#target = describeUrl(opts.url, Boolean(opts.settings?.sentinels?.length));
     this.#logger = opts.logger.child({ redis: this.#target });
-    const maxBackoff = opts.maxBackoffMs ?? 2000;
-    this.#client = createClient({
-      url: opts.url,
-      RESP: 2,
-      disableOfflineQueue: opts.failWhileDown ?? false,
-      socket: {
-        connectTimeout: opts.connectTimeoutMs ?? 5000,
-        reconnectStrategy: (retries: number) =>
-          Math.min(50 * 2 ** retries, maxBackoff) + Math.floor(Math.random() * 50),
-      },
-    }) as unknown as NodeRedisClient;
+    this.#client = createNodeClient(opts);
     this.#client.on("error", (err) => this.#onError(err));
     this.#client.on("ready", () => this.#onReady());
   }
@@ -191,6 +184,95 @@ export class RedisConnection {
   }
 }
 
+/**
+ * A node-redis client for the options: a plain client, TLS for `rediss://`, or a Sentinel
+ * client whose master is the URL's host name (its database and password kept).
+ */
+function createNodeClient(opts: RedisConnectionOptions): NodeRedisClient {
+  const settings = opts.settings ?? {};
+  const maxBackoff = opts.maxBackoffMs ?? 2000;
+  const url = new URL(opts.url);
+  const secure = url.protocol === "rediss:";
+  const tlsFiles = secure && settings.tls ? readTlsFiles(settings.tls) : {};
+  if (secure) guardRepeatedTlsAlerts();
+  const socket = {
+    connectTimeout: opts.connectTimeoutMs ?? 5000,
+    reconnectStrategy: (retries: number) =>
+      Math.min(50 * 2 ** retries, maxBackoff) + Math.floor(Math.random() * 50),
+    ...(secure
+      ? {
+        tls: true as const,
+        rejectUnauthorized: settings.tls?.verify ?? false,
+        ...tlsFiles,
+      }
+      : {}),
+  };
+  const pingInterval = settings.keepaliveInterval ? settings.keepaliveInterval * 1000 : undefined;
+  if (!settings.sentinels?.length) {
+    return createClient({
+      url: opts.url,
+      RESP: 2,
+      disableOfflineQueue: opts.failWhileDown ?? false,
+      pingInterval,
+      socket,
+    }) as unknown as NodeRedisClient;
+  }
+  const db = Number(url.pathname.slice(1) || "0");
+  const nodes = settings.sentinels.map(parseSentinel);
+  const sentinel = createSentinel({
+    name: decodeURIComponent(url.hostname),
+    sentinelRootNodes: nodes.map(({ host, port }) => ({ host, port })),
+    scanInterval: (settings.sentinelDiscoveryInterval ?? 30) * 1000,
+    RESP: 2,
+    nodeClientOptions: {
+      username: url.username ? decodeURIComponent(url.username) : undefined,
+      password: url.password ? decodeURIComponent(url.password) : undefined,
+      database: Number.isInteger(db) ? db : 0,
+      disableOfflineQueue: opts.failWhileDown ?? false,
+      pingInterval,
+      socket,
+    },
+    sentinelClientOptions: {
+      password: nodes.find((n) => n.password)?.password,
+      socket: { connectTimeout: opts.connectTimeoutMs ?? 5000 },
+    },
+  });
+  return {
+    connect: () => sentinel.connect(),
+    sendCommand: (args) => sentinel.sendCommand(false, args as string[]),
+    subscribe: (channels, listener) => sentinel.subscribe(channels, listener).then(() => {}),
+    unsubscribe: (channels) => sentinel.unsubscribe(channels).then(() => {}),
+    destroy: () => {
+      sentinel.destroy().catch(() => {});
+    },
+    on: ((event: string, cb: (arg?: unknown) => void) => sentinel.on(event, cb)) as NodeRedisClient[
+      "on"
+    ],
+  };
+}
+
+let tlsGuarded = false;
+
+/**
+ * Deno's node:tls reports a fatal alert from the server (e.g. "CertificateRequired" when Redis
+ * wants a client certificate) twice; node-redis handles the first (the connection is retried
+ * and logged as unavailable) and has stopped listening for the second, which would end the
+ * process as an uncaught error. Only that repeated report is swallowed.
+ */
+function guardRepeatedTlsAlerts(): void {
+  if (tlsGuarded) return;
+  tlsGuarded = true;
+  globalThis.addEventListener("error", (event) => {
+    const err = (event as ErrorEvent).error;
+    if (
+      err instanceof Error && err.message.startsWith("received fatal alert") &&
+      String(err.stack).includes("tls_wrap")
+    ) {
+      event.preventDefault();
+    }
+  });
+}
+
 /** True for an error reply sent by Redis (as opposed to a connection failure). */
 export function isServerError(err: unknown): boolean {
   return err instanceof ErrorReply;
@@ -201,9 +283,10 @@ export function isReplyError(err: unknown, code: string): boolean {
   return err instanceof ErrorReply && err.message.startsWith(`${code} `);
 }
 
-function describeUrl(url: string): string {
+function describeUrl(url: string, sentinels = false): string {
   try {
     const u = new URL(url);
+    if (sentinels) return `sentinel master ${u.hostname}${u.pathname.length > 1 ? u.pathname : ""}`;
     return `${u.hostname}:${u.port || "6379"}${u.pathname.length > 1 ? u.pathname : ""}`;
   } catch {
     return "redis";

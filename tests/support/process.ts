@@ -13,7 +13,7 @@ export interface ServerProcess {
 
 export async function spawnServer(
   args: string[],
-  opts: { cmd?: string[]; env?: Record<string, string> } = {},
+  opts: { cmd?: string[]; env?: Record<string, string>; cwd?: string } = {},
 ): Promise<ServerProcess> {
   const cmd = opts.cmd ?? [Deno.execPath(), "run", "-A", `${ROOT}main.ts`];
   const child = new Deno.Command(cmd[0], {
@@ -21,7 +21,7 @@ export async function spawnServer(
     stdout: "null",
     stderr: "piped",
     stdin: "null",
-    cwd: ROOT,
+    cwd: opts.cwd ?? ROOT,
     env: opts.env,
   }).spawn();
   const lines: Array<Record<string, unknown>> = [];

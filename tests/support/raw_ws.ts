@@ -5,15 +5,25 @@ import { upgradeRequest } from "./ws_client.ts";
  * (a stalled reader), then read again. Masked text frames out; unmasked frames in.
  */
 export class RawWs {
-  readonly #conn: Deno.TcpConn;
+  readonly #conn: Deno.Conn;
   #buf = new Uint8Array(0);
+  /** Ping frames received so far. */
+  pings = 0;
 
-  private constructor(conn: Deno.TcpConn) {
+  private constructor(conn: Deno.Conn) {
     this.#conn = conn;
   }
 
-  static async connect(port: number, path = "/cable", protocol = "actioncable-v1-json") {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  /** `caCerts`: speak TLS (wss://) and trust these CA certificates. */
+  static async connect(
+    port: number,
+    path = "/cable",
+    protocol = "actioncable-v1-json",
+    opts: { caCerts?: string[] } = {},
+  ) {
+    const conn = opts.caCerts
+      ? await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: opts.caCerts })
+      : await Deno.connect({ hostname: "127.0.0.1", port });
     const ws = new RawWs(conn);
     await ws.#write(upgradeRequest(port, path, { "Sec-WebSocket-Protocol": protocol }));
     for (;;) {
@@ -85,6 +95,7 @@ export class RawWs {
           return { close: f.payload.length >= 2 ? (f.payload[0] << 8) | f.payload[1] : 1005 };
         }
         if (f.opcode === 1) return new TextDecoder().decode(f.payload);
+        if (f.opcode === 9) this.pings++;
         continue; // ping, pong, binary: not used by these tests
       }
       if (!(await this.#fill())) return null;

@@ -220,3 +220,18 @@ async function canConnect(port: number): Promise<boolean> {
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * A `redis-server` or `redis-sentinel` with the caller's arguments (TLS, replication, a
+ * sentinel configuration written into `dir`), on a free port, ready when it accepts TCP.
+ */
+export function startRedisCustom(
+  bin: "redis-server" | "redis-sentinel",
+  args: (port: number, dir: string) => string[],
+): Promise<ServiceHandle> {
+  return startService({ bin, scheme: "redis", args });
+}
+
+export function hasRedisSentinel(): boolean {
+  return findBinary("redis-sentinel") !== null;
+}
