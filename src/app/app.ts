@@ -15,9 +15,15 @@ import { HttpRpcClient } from "../rpc/http_rpc_client.ts";
 import { RpcCaller } from "../rpc/rpc_caller.ts";
 import type { RpcClient } from "../rpc/rpc_client.ts";
 import { RpcController } from "../rpc/rpc_controller.ts";
-import { createBroadcastHandler, createHandler, type RouteHandler } from "../server/server.ts";
+import {
+  createBroadcastHandler,
+  createHandler,
+  prefixRoute,
+  type RouteHandler,
+} from "../server/server.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import { registerMetrics } from "../metrics/register.ts";
+import { createPusher, pusherEnabled } from "../pusher/pusher.ts";
 import { createTransportRoutes } from "../transport/routes.ts";
 import { deriveKey } from "../util/secrets.ts";
 import { createBroadcasters, createBroker, createPubSub } from "./adapters.ts";
@@ -33,6 +39,8 @@ export interface App {
   readonly metrics: Metrics;
   /** The metrics port when it is not the main one. */
   readonly metricsPort?: number;
+  /** The Pusher HTTP API port (the main port unless --pusher_api_port), when Pusher is on. */
+  readonly pusherApiPort?: number;
   /** Graceful shutdown; idempotent. */
   shutdown(): Promise<void>;
 }
@@ -213,6 +221,12 @@ export async function startApp(
     : undefined;
   const mountBroadcast = httpBroadcaster !== undefined && broadcastPort === config.port;
 
+  const pusher = pusherEnabled(config)
+    ? createPusher(config, { node, hub, broker, publish: (m) => publisher.publish(m), logger })
+    : undefined;
+  const pusherApiApart = pusher !== undefined && config.pusher_api_port !== 0 &&
+    config.pusher_api_port !== config.port;
+
   const handler = createHandler({
     wsPaths: config.path,
     healthPath: config.health_path,
@@ -223,6 +237,8 @@ export async function startApp(
       : undefined,
     extra: new Map([
       ...createTransportRoutes(config, node, logger),
+      ...(pusher?.wsRoutes ?? []),
+      ...(pusher && !pusherApiApart ? pusher.apiRoutes : []),
       ...(config.metrics_port && config.metrics_port !== config.port ? [] : metricsRoute),
       ...(extraRoutes ?? []),
     ]),
@@ -245,6 +261,14 @@ export async function startApp(
       return route ? route(req, "") : new Response("not found\n", { status: 404 });
     });
   }
+  let pusherServer: Deno.HttpServer<Deno.NetAddr> | undefined;
+  if (pusher && pusherApiApart) {
+    pusherServer = listen(config.host, config.pusher_api_port, (req) => {
+      const route = prefixRoute(pusher.apiRoutes, new URL(req.url).pathname);
+      return route ? route(req, "") : new Response("not found\n", { status: 404 });
+    });
+  }
+  const pusherApiPort = pusher ? (pusherServer?.addr.port ?? port) : undefined;
   const actualBroadcastPort = broadcastServer
     ? broadcastServer.addr.port
     : (mountBroadcast ? port : undefined);
@@ -258,17 +282,29 @@ export async function startApp(
     broker: broker.name,
     pubsub: pubsub.name,
   });
+  if (pusher) {
+    logger.info("Pusher is on", {
+      ws: `ws://${config.host}:${port}${pusher.wsPath}`,
+      api: `http://${config.host}:${pusherApiPort}${pusher.apiPath}`,
+    });
+  }
 
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
     stopping ??= (async () => {
       logger.info("shutting down", { sessions: node.sessions.size });
       clearInterval(statsTimer);
+      pusher?.close();
       for (const b of broadcasters) await b.close().catch(() => {});
       await httpBroadcaster?.close();
       await node.shutdown(config.shutdown_timeout * 1000);
       await Promise.race([
-        Promise.all([server.shutdown(), broadcastServer?.shutdown(), metricsServer?.shutdown()]),
+        Promise.all([
+          server.shutdown(),
+          broadcastServer?.shutdown(),
+          metricsServer?.shutdown(),
+          pusherServer?.shutdown(),
+        ]),
         new Promise((r) => setTimeout(r, 1000)),
       ]);
       await pubsub.close().catch(() => {});
@@ -283,6 +319,7 @@ export async function startApp(
     port,
     broadcastPort: actualBroadcastPort,
     metricsPort: metricsServer?.addr.port,
+    pusherApiPort,
     node,
     publisher,
     rpc,
