@@ -298,6 +298,9 @@ export async function startApp(
       for (const b of broadcasters) await b.close().catch(() => {});
       await httpBroadcaster?.close();
       await node.shutdown(config.shutdown_timeout * 1000);
+      // One turn for the sockets' own close frames (e.g. Pusher's 4200) to go out before the
+      // HTTP server closes what is left with 1001.
+      await new Promise((r) => setTimeout(r, 0));
       await Promise.race([
         Promise.all([
           server.shutdown(),
