@@ -470,11 +470,24 @@ Deno.test("pusher: pusher-js, Laravel Echo and the Pusher SDK against one node",
   }
 });
 
-Deno.test("pusher: graceful shutdown sends pusher:error 4200 and closes with it", async () => {
+Deno.test("pusher: no presence without a broker; graceful shutdown sends pusher:error 4200", async () => {
   const server = await startServer(["--norpc", "--shutdown_timeout=1", ...PUSHER_FLAGS], "info");
   const c = rawPusher(server);
   try {
-    await established(c);
+    const sid = await established(c);
+    // Without a broker there is no presence: the subscription is refused, saying why.
+    const channel = "presence-room";
+    const channelData = JSON.stringify({ user_id: "1" });
+    const sig = new PusherSigner(APP_KEY, APP_SECRET).sign(`${sid}:${channel}:${channelData}`);
+    const refused = await ask(c, {
+      event: "pusher:subscribe",
+      data: { channel, auth: `${APP_KEY}:${sig}`, channel_data: channelData },
+    }, (f) => f.event === "pusher:subscription_error");
+    assert.deepEqual(refused.data, {
+      type: "PresenceError",
+      error: "Presence channels need a broker (--broker)",
+      status: 500,
+    });
     const stopping = server.stop();
     const closed = await c.closed;
     await stopping;

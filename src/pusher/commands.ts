@@ -148,6 +148,7 @@ export class PusherCommands {
     }
     // Subscribe first: members who join while the list is read still reach this socket.
     this.#join(session, channel, { kind: "presence", userId });
+    if (!session.open) return;
     let ids: string[];
     let hash: Record<string, unknown>;
     try {
@@ -159,7 +160,8 @@ export class PusherCommands {
         ids.push(userId);
         hash[userId] = userInfo ?? null;
       }
-      if (joined) {
+      // A socket that closed meanwhile has left already (see closed()): announce nothing.
+      if (joined && session.open) {
         // Other sockets learn of the member; this one has it in its list already.
         await this.#deps.publish({
           stream: channel,
@@ -192,6 +194,8 @@ export class PusherCommands {
     channel: string,
     state: { kind: "public" | "private" | "presence"; userId?: string },
   ): void {
+    // A closed socket has been cleaned up already: subscribing it now would leak it in the hub.
+    if (!session.open) return;
     if (!session.channels.has(channel)) {
       this.#deps.hub.subscribe(session, channel, channel);
       this.occupancy.set(channel, (this.occupancy.get(channel) ?? 0) + 1);
