@@ -36,6 +36,7 @@ export const ERR = {
   unauthorized: 4009,
   overCapacity: 4100,
   reconnect: 4200,
+  noPong: 4201,
 } as const;
 
 /** Longest channel name Pusher accepts, and the characters it allows. */
@@ -146,3 +147,4 @@ export function subscriptionErrorFrame(
 }
 
 export const PONG_FRAME = JSON.stringify({ event: EV.pong, data: {} });
+export const PING_FRAME = JSON.stringify({ event: EV.ping, data: {} });

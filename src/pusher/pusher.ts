@@ -9,7 +9,8 @@ import { PusherCommands } from "./commands.ts";
 import { createPusherApiHandler } from "./http_api.ts";
 import { PusherSession } from "./pusher_session.ts";
 import { PusherSigner } from "./signatures.ts";
-import { createPusherWsHandler, WS_PREFIX } from "./ws.ts";
+import { ACTIVITY_TIMEOUT, createPusherWsHandler, PONG_TIMEOUT, WS_PREFIX } from "./ws.ts";
+import { ActivityCheck } from "./activity.ts";
 
 export interface PusherDeps {
   node: Node;
@@ -72,12 +73,20 @@ export function createPusher(config: Config, deps: PusherDeps): Pusher {
       }
     }, Math.max(1, config.presence_ttl / 2) * 1000)
     : undefined;
+  const activity = new ActivityCheck(ACTIVITY_TIMEOUT * 1000, PONG_TIMEOUT * 1000);
+  const sweeper = setInterval(() => {
+    const sockets = [...deps.node.sessions.values()].filter((s) => s instanceof PusherSession);
+    activity.sweep(sockets, Date.now());
+  }, activity.every);
   const apiPath = `/apps/${config.pusher_app_id}/`;
   return {
     wsRoutes: new Map([[`${WS_PREFIX}*`, ws]]),
     apiRoutes: new Map([[`${apiPath}*`, api]]),
     wsPath: `${WS_PREFIX}${config.pusher_app_key}`,
     apiPath,
-    close: () => clearInterval(touch),
+    close: () => {
+      clearInterval(touch);
+      clearInterval(sweeper);
+    },
   };
 }

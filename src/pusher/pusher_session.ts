@@ -21,6 +21,8 @@ export class PusherSession extends Session {
   readonly channels = new Map<string, PusherChannel>();
   /** Set by a valid `pusher:signin`. */
   userId?: string;
+  /** When the server pinged this silent socket (see ActivityCheck). */
+  pingSentAt?: number;
 
   constructor(init: Omit<SessionInit, "ext">) {
     super({ ...init, ext: false });

@@ -18,6 +18,8 @@ import { newSocketId, PusherSession } from "./pusher_session.ts";
 
 /** Seconds of silence after which pusher-js pings (told in `connection_established`). */
 export const ACTIVITY_TIMEOUT = 30;
+/** Seconds a pinged client has to answer before it is closed with 4201. */
+export const PONG_TIMEOUT = 30;
 /** The WebSocket path prefix: `/app/<key>`. */
 export const WS_PREFIX = "/app/";
 
