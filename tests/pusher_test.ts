@@ -245,6 +245,65 @@ Deno.test("pusher: pusher-js, Laravel Echo and the Pusher SDK against one node",
       },
     );
 
+    await t.step(
+      "Action Cable and Pusher on one stream: presence both ways, client events",
+      async () => {
+        const dave = client({ user: { user_id: "dave", user_info: { name: "Dave" } } });
+        const daveRoom = await subscribeTo(dave, "presence-lobby");
+        assert.ok(daveRoom.ok);
+        const cable = new WsClient(server.wsUrl, "actioncable-v1-ext-json");
+        await cable.waitFor((f) => f.type === "welcome");
+        const identifier = JSON.stringify({ channel: "$pubsub", stream_name: "presence-lobby" });
+        cable.send({ command: "subscribe", identifier });
+        await cable.waitFor((f) => f.type === "confirm_subscription");
+        cable.send({
+          command: "join",
+          identifier,
+          presence: { id: "carol", info: { name: "Carol" } },
+        });
+        // An Action Cable join is a Pusher member_added.
+        assert.deepEqual(await waitEvent(daveRoom.events, "pusher:member_added"), {
+          id: "carol",
+          info: { name: "Carol" },
+        });
+        // A Pusher member joining is a presence message for the Action Cable client.
+        const erin = client({ user: { user_id: "erin", user_info: { name: "Erin" } } });
+        const erinRoom = await subscribeTo(erin, "presence-lobby");
+        const ids: string[] = [];
+        erinRoom.channel.members.each((m: { id: string }) => ids.push(m.id));
+        assert.deepEqual(ids.sort(), ["carol", "dave", "erin"]);
+        const join = await cable.waitFor((f) =>
+          f.type === "presence" && (f.message as Frame).id === "erin"
+        );
+        assert.deepEqual(join.message, { type: "join", id: "erin", info: { name: "Erin" } });
+        // A client event is a message {event, data, user_id} on the stream.
+        erinRoom.channel.trigger("client-wave", { hi: true });
+        const wave = await cable.waitFor((f) =>
+          f.identifier === identifier && (f.message as Frame)?.event === "client-wave"
+        );
+        assert.deepEqual(wave.message, {
+          event: "client-wave",
+          data: { hi: true },
+          user_id: "erin",
+        });
+        assert.deepEqual(await waitEvent(daveRoom.events, "client-wave"), { hi: true });
+        erin.disconnect();
+        const leave = await cable.waitFor((f) =>
+          f.type === "presence" && (f.message as Frame).type === "leave"
+        );
+        assert.deepEqual(leave.message, { type: "leave", id: "erin" });
+        // An Action Cable leave is a Pusher member_removed.
+        cable.send({ command: "leave", identifier });
+        const gone = await waitEvent(
+          daveRoom.events,
+          "pusher:member_removed",
+          (d) => (d as Frame).id === "carol",
+        );
+        assert.deepEqual(gone, { id: "carol", info: { name: "Carol" } });
+        await cable.close();
+      },
+    );
+
     await t.step("client events: private ok, public refused with pusher:error", async () => {
       const a = raw();
       const b = raw();
