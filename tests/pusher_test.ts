@@ -425,6 +425,65 @@ Deno.test("pusher: pusher-js, Laravel Echo and the Pusher SDK against one node",
       assert.ok(server.logs.some((l) => l.msg === "pusher api request refused"));
     });
 
+    await t.step(
+      "HTTP API: bad bodies and Pusher's limits are 4xx, the node keeps serving",
+      async () => {
+        const now = () => Math.floor(Date.now() / 1000);
+        const post = async (route: string, body: string) => {
+          const path = `/apps/${APP_ID}/${route}`;
+          const res = await fetch(signedUrl(port, "POST", path, body, now()), {
+            method: "POST",
+            body,
+          });
+          return { status: res.status, text: await res.text() };
+        };
+        const get = async (route: string) => {
+          const path = `/apps/${APP_ID}/${route}`;
+          const res = await fetch(signedUrl(port, "GET", path, "", now()));
+          return { status: res.status, text: await res.text() };
+        };
+        assert.equal((await post("events", "{oops")).status, 400);
+        assert.equal((await post("events", "null")).status, 400);
+        assert.equal(
+          (await post("events", JSON.stringify({ channel: "a", data: "" }))).status,
+          400,
+        );
+        assert.equal(
+          (await post("events", JSON.stringify({ name: "e", channel: "bad name", data: "" })))
+            .status,
+          400,
+        );
+        const big = await post(
+          "events",
+          JSON.stringify({ name: "e", channel: "a", data: "x".repeat(10_241) }),
+        );
+        assert.equal(big.status, 413);
+        const many = Array.from({ length: 101 }, (_, i) => `c${i}`);
+        assert.equal(
+          (await post("events", JSON.stringify({ name: "e", channels: many, data: "" }))).status,
+          400,
+        );
+        assert.equal(
+          (await post(
+            "events",
+            JSON.stringify({ name: "e", channel: "a", data: "", socket_id: "x" }),
+          ))
+            .status,
+          400,
+        );
+        assert.equal((await post("batch_events", JSON.stringify({ batch: [] }))).status, 400);
+        assert.equal((await post("batch_events", "[]")).status, 400);
+        assert.equal((await get("events")).status, 405);
+        assert.equal((await get("nothing/here")).status, 404);
+        assert.equal((await get("channels/%E0%A4%A")).status, 400);
+        assert.ok(server.logs.some((l) => l.msg === "pusher api request rejected"));
+        // Still serving.
+        const ok = await post("events", JSON.stringify({ name: "e", channel: "a", data: "" }));
+        assert.equal(ok.status, 200);
+        assert.equal(ok.text, "{}");
+      },
+    );
+
     await t.step("raw protocol: ping, malformed frames, unknown events, oversized", async () => {
       const c = raw();
       await established(c);

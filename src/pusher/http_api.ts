@@ -67,8 +67,8 @@ export function createPusherApiHandler(
       logger.warn("pusher api request refused", { path, reason: why });
       return text(401, why);
     }
-    const route = path.slice(prefix.length).split("/").map(decodeURIComponent);
     try {
+      const route = path.slice(prefix.length).split("/").map(decodePart);
       if (req.method === "POST" && route.length === 1 && route[0] === "events") {
         const event = parseEvent(parseJson(body), true);
         await publishEvents([event]);
@@ -79,7 +79,7 @@ export function createPusherApiHandler(
       }
       if (req.method === "POST" && route.length === 1 && route[0] === "batch_events") {
         const parsed = parseJson(body);
-        const batch = (parsed as { batch?: unknown }).batch;
+        const batch = isRecord(parsed) ? parsed.batch : undefined;
         if (!Array.isArray(batch) || batch.length === 0) {
           throw new ApiError(400, "batch must be a non-empty array");
         }
@@ -116,7 +116,7 @@ export function createPusherApiHandler(
     }
   };
 
-  /** Publishes every event to each of its channels' streams. */
+  /** Publishes every event to each of its channels' streams; 501 when that fails (as broadcasts). */
   async function publishEvents(events: EventRequest[]): Promise<void> {
     const publications: Promise<void>[] = [];
     for (const e of events) {
@@ -127,7 +127,12 @@ export function createPusherApiHandler(
         publications.push(deps.publish(msg));
       }
     }
-    await Promise.all(publications);
+    try {
+      await Promise.all(publications);
+    } catch (err) {
+      logger.error("pusher api publish failed", { error: err });
+      throw new ApiError(501, "Publishing failed");
+    }
   }
 
   async function attributes(channel: string, info: string[]): Promise<Record<string, unknown>> {
@@ -188,6 +193,18 @@ export function createPusherApiHandler(
   }
 }
 
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new ApiError(400, "Malformed path");
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
 function parseJson(body: string): unknown {
   try {
     return JSON.parse(body);
@@ -198,10 +215,8 @@ function parseJson(body: string): unknown {
 
 /** Validates one event (`channel` or `channels`) the way Pusher does. */
 function parseEvent(value: unknown, allowMany: boolean): EventRequest {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ApiError(400, "An event must be a JSON object");
-  }
-  const e = value as Record<string, unknown>;
+  if (!isRecord(value)) throw new ApiError(400, "An event must be a JSON object");
+  const e = value;
   if (typeof e.name !== "string" || e.name === "") throw new ApiError(400, "name is required");
   if (e.name.length > MAX_EVENT_NAME_LENGTH) {
     throw new ApiError(400, `name is longer than ${MAX_EVENT_NAME_LENGTH} characters`);
