@@ -573,13 +573,24 @@ Deno.test("pusher: pusher-js, Laravel Echo and the Pusher SDK against one node",
       assert.equal((await f.closed).code, 4009);
     });
 
-    await t.step("metrics count Pusher sockets", async () => {
-      const before = server.app.node.sessions.size;
-      const c = client();
-      await connected(c);
-      assert.equal(server.app.node.sessions.size, before + 1);
-      const text = server.app.metrics.prometheus();
-      assert.match(text, /clients_num \d+/);
+    await t.step("metrics count Pusher sockets and their messages", async () => {
+      const metric = (name: string) => {
+        const m = server.app.metrics.prometheus().match(new RegExp(`^\\S*${name} (\\d+)$`, "m"));
+        assert.ok(m, `metric ${name}`);
+        return Number(m[1]);
+      };
+      const clientsBefore = metric("clients_num");
+      const msgsBefore = metric("client_msg_total");
+      const failedBefore = metric("failed_client_msg_total");
+      const c = raw();
+      await established(c);
+      assert.equal(metric("clients_num"), clientsBefore + 1);
+      await ask(c, { event: "pusher:ping" }, (f) => f.event === "pusher:pong");
+      await ask(c, { event: "pusher:nope" }, (f) => f.event === "pusher:error");
+      assert.equal(metric("client_msg_total"), msgsBefore + 2);
+      assert.equal(metric("failed_client_msg_total"), failedBefore + 1);
+      await c.close();
+      await waitUntil(() => metric("clients_num") === clientsBefore, "the socket to be gone");
     });
   } finally {
     for (const c of clients) c.disconnect();

@@ -172,6 +172,10 @@ export class PusherCommands {
     } catch (err) {
       session.logger.warn("pusher presence failed", { channel, error: err });
       this.#unjoin(session, channel);
+      // The entry may have been added before the failure: best effort, it expires anyway.
+      if (this.#deps.broker.persistent) {
+        this.#deps.broker.presenceRemove(channel, session.sid).catch(() => {});
+      }
       const why = this.#deps.broker.persistent
         ? "Presence is unavailable"
         : "Presence channels need a broker (--broker)";
