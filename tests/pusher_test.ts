@@ -23,6 +23,7 @@ import {
 import { startServer, type TestServer } from "./support/server.ts";
 import { WsClient } from "./support/ws_client.ts";
 import { PusherSigner } from "../src/pusher/signatures.ts";
+import { parseConfig } from "../src/config/config.ts";
 
 type Frame = Record<string, unknown>;
 
@@ -630,6 +631,21 @@ Deno.test("pusher: no presence without a broker; graceful shutdown sends pusher:
 });
 
 Deno.test("pusher: off without an app id and key; the secret falls back to --secret", async () => {
+  // The options come from ANYCABLE_PUSHER_* too; on without any secret is a config error.
+  const env: Record<string, string> = {
+    ANYCABLE_PUSHER_APP_ID: "env-id",
+    ANYCABLE_PUSHER_APP_KEY: "env-key",
+    ANYCABLE_PUSHER_API_PORT: "9999",
+  };
+  const { config } = parseConfig([], { get: (k) => env[k] });
+  assert.deepEqual(
+    [config.pusher_app_id, config.pusher_app_key, config.pusher_api_port],
+    ["env-id", "env-key", 9999],
+  );
+  await assert.rejects(
+    startServer(["--norpc", "--pusher_app_id=a", "--pusher_app_key=b"], "info"),
+    /Pusher mode needs --pusher_secret \(or --secret\)/,
+  );
   const off = await startServer(["--norpc", `--pusher_app_key=${APP_KEY}`], "info");
   try {
     const res = await fetch(`http://127.0.0.1:${off.app.port}/apps/${APP_ID}/events`);

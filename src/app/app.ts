@@ -23,7 +23,7 @@ import {
 } from "../server/server.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import { registerMetrics } from "../metrics/register.ts";
-import { createPusher, pusherEnabled } from "../pusher/pusher.ts";
+import { createPusher, pusherEnabled, pusherSecret } from "../pusher/pusher.ts";
 import { createTransportRoutes } from "../transport/routes.ts";
 import { deriveKey } from "../util/secrets.ts";
 import { createBroadcasters, createBroker, createPubSub } from "./adapters.ts";
@@ -94,6 +94,7 @@ export async function startApp(
   extraRoutes?: Map<string, RouteHandler>,
 ): Promise<App> {
   const keys = await resolveKeys(config);
+  if (pusherEnabled(config)) pusherSecret(config); // fails before anything starts
   const broker = await createBroker(config, logger);
   await broker.start();
   const pubsub = await createPubSub(config, logger);

@@ -36,9 +36,15 @@ export function pusherEnabled(config: Config): boolean {
   return config.pusher_app_id !== "" && config.pusher_app_key !== "";
 }
 
-export function createPusher(config: Config, deps: PusherDeps): Pusher {
+/** The secret Pusher signatures use; throws ConfigError when Pusher mode has none. */
+export function pusherSecret(config: Config): string {
   const secret = config.pusher_secret || config.secret;
   if (!secret) throw new ConfigError("Pusher mode needs --pusher_secret (or --secret)");
+  return secret;
+}
+
+export function createPusher(config: Config, deps: PusherDeps): Pusher {
+  const secret = pusherSecret(config);
   const logger = deps.logger.child({ context: "pusher" });
   const signer = new PusherSigner(config.pusher_app_key, secret);
   const commands = new PusherCommands({
