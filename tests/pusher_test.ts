@@ -301,6 +301,13 @@ Deno.test("pusher: pusher-js, Laravel Echo and the Pusher SDK against one node",
           (d) => (d as Frame).id === "carol",
         );
         assert.deepEqual(gone, { id: "carol", info: { name: "Carol" } });
+        // A Pusher unsubscribe from a presence channel is a leave.
+        dave.unsubscribe("presence-lobby");
+        const daveLeft = await cable.waitFor((f) =>
+          f.type === "presence" && (f.message as Frame).id === "dave" &&
+          (f.message as Frame).type === "leave"
+        );
+        assert.ok(daveLeft);
         await cable.close();
       },
     );
@@ -354,6 +361,14 @@ Deno.test("pusher: pusher-js, Laravel Echo and the Pusher SDK against one node",
       assert.match((big.data as Frame).message as string, /payload larger than 10240/);
       // The sender never got its own client event.
       assert.ok(!a.frames.some((f) => f.event === "client-ping"));
+      // Unsubscribing: the channel stops counting the socket (frames are handled in order).
+      b.send({ event: "pusher:unsubscribe", data: { channel: "private-dm" } });
+      await ask(b, { event: "pusher:ping" }, (f) => f.event === "pusher:pong");
+      const info = await (await api.get({
+        path: "/channels/private-dm",
+        params: { info: "subscription_count" },
+      })).json();
+      assert.deepEqual(info, { occupied: true, subscription_count: 1 });
     });
 
     await t.step("batch events and channel info through the SDK", async () => {
