@@ -16,6 +16,7 @@ import {
 } from "./support/pusher.ts";
 import { startServer, type TestServer } from "./support/server.ts";
 import { hasNats, hasRedis, startNats, startRedis } from "./support/services.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const REDIS = hasRedis();
 const NATS = hasNats();
@@ -116,6 +117,20 @@ async function twoNodes(flags: string[]): Promise<void> {
     const count = (name: string) => bobRoom.events.items.filter((i) => i.event === name).length;
     assert.equal(count("pusher:member_added"), 1);
     assert.equal(count("pusher:member_removed"), 1);
+
+    // terminate_connections on A closes the user's socket on B (a remote command).
+    const zed = pusherClient(b, { signinUser: { id: "zed" } });
+    clients.push(zed);
+    await connected(zed);
+    zed.signin();
+    await waitUntil(
+      () => zed.user.serverToUserChannel?.subscribed === true,
+      "zed signed in",
+      10_000,
+    );
+    await (await api.terminateUserConnections("zed")).text();
+    await waitUntil(() => zed.connection.state === "disconnected", "zed disconnected", 10_000);
+    assert.equal(onB.connection.state, "connected");
   } finally {
     for (const c of clients) c.disconnect();
     for (const n of nodes) await n.stop();

@@ -582,6 +582,17 @@ Deno.test("pusher: pusher-js, Laravel Echo and the Pusher SDK against one node",
       await (await api.sendToUser("u-42", "notice", { hello: 1 })).text();
       await waitUntil(() => got.length === 1, "the user event");
       assert.deepEqual(got, [{ hello: 1 }]);
+      // terminate_connections closes the user's sockets with 4009: pusher-js stays away.
+      const codes: unknown[] = [];
+      c.connection.bind(
+        "error",
+        (e: { error?: { data?: { code?: number } } }) => codes.push(e.error?.data?.code),
+      );
+      await (await api.terminateUserConnections("u-42")).text();
+      await waitUntil(
+        () => codes.includes(4009) && c.connection.state === "disconnected",
+        "the user's connection terminated",
+      );
       // A forged sign-in is closed with 4009.
       const f = raw();
       await established(f);

@@ -223,7 +223,14 @@ export async function startApp(
   const mountBroadcast = httpBroadcaster !== undefined && broadcastPort === config.port;
 
   const pusher = pusherEnabled(config)
-    ? createPusher(config, { node, hub, broker, publish: (m) => publisher.publish(m), logger })
+    ? createPusher(config, {
+      node,
+      hub,
+      broker,
+      publish: (m) => publisher.publish(m),
+      command: (cmd) => publisher.handleBroadcast(JSON.stringify(cmd), { fanout: false }),
+      logger,
+    })
     : undefined;
   const pusherApiApart = pusher !== undefined && config.pusher_api_port !== 0 &&
     config.pusher_api_port !== config.port;

@@ -16,7 +16,7 @@ import {
   subscriptionErrorFrame,
   validChannelName,
 } from "./protocol.ts";
-import type { PusherSession } from "./pusher_session.ts";
+import { type PusherSession, userIdentifiers } from "./pusher_session.ts";
 import type { PusherSigner } from "./signatures.ts";
 
 /** Channels only the signed-in user may join (pusher-js joins it after `pusher:signin`). */
@@ -283,6 +283,7 @@ export class PusherCommands {
       return;
     }
     session.userId = id;
+    session.identifiers = userIdentifiers(id);
     session.sendFrame(JSON.stringify({ event: EV.signinSuccess, data: { user_data: userData } }));
   }
 

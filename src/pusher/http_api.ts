@@ -1,9 +1,11 @@
 import type { Broker, StreamMessage } from "../broker/broker.ts";
+import type { RemoteCommand } from "../pubsub/pubsub.ts";
 import type { Logger } from "../logger/logger.ts";
 import { readBodyLimited } from "../transport/request_body.ts";
 import { utf8Length } from "../util/utf8_length.ts";
 import { USER_CHANNEL_PREFIX } from "./commands.ts";
 import { publicationData } from "./encoder.ts";
+import { userIdentifiers } from "./pusher_session.ts";
 import {
   channelKind,
   MAX_EVENT_DATA_BYTES,
@@ -24,6 +26,8 @@ export interface PusherApiDeps {
   broker: Broker;
   /** Publishes through the cluster (the node's publisher). */
   publish(msg: StreamMessage): Promise<void>;
+  /** Sends a remote command to every node (terminate_connections). */
+  command(cmd: RemoteCommand): Promise<void>;
   /** Pusher subscriptions per channel on this node. */
   occupancy: ReadonlyMap<string, number>;
   logger: Logger;
@@ -48,7 +52,8 @@ interface EventRequest {
 /**
  * Pusher's HTTP API under `/apps/<app_id>/`, every request signed (401 otherwise):
  * `POST events`, `POST batch_events`, `GET channels`, `GET channels/<c>`,
- * `GET channels/<c>/users`. Events are publications on the channel's stream.
+ * `GET channels/<c>/users`, `POST users/<id>/terminate_connections`. Events are publications
+ * on the channel's stream.
  */
 export function createPusherApiHandler(
   deps: PusherApiDeps,
@@ -92,6 +97,17 @@ export function createPusherApiHandler(
         const infos = [];
         for (const e of events) infos.push(await attributes(e.channels[0], e.info));
         return json({ batch: infos });
+      }
+      if (
+        req.method === "POST" && route.length === 3 && route[0] === "users" &&
+        route[2] === "terminate_connections" && route[1] !== ""
+      ) {
+        // Every node closes the user's signed-in sockets with 4009 (do not reconnect).
+        await deps.command({
+          command: "disconnect",
+          payload: { identifier: userIdentifiers(route[1]), reconnect: false },
+        });
+        return json({});
       }
       if (req.method === "GET" && route[0] === "channels") {
         if (route.length === 1) return json(await listChannels(url.searchParams));

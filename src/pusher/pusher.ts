@@ -4,6 +4,7 @@ import type { Config } from "../config/options.ts";
 import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../logger/logger.ts";
 import type { Node } from "../node/node.ts";
+import type { RemoteCommand } from "../pubsub/pubsub.ts";
 import type { RouteHandler } from "../server/server.ts";
 import { PusherCommands } from "./commands.ts";
 import { createPusherApiHandler } from "./http_api.ts";
@@ -17,6 +18,8 @@ export interface PusherDeps {
   hub: Hub;
   broker: Broker;
   publish(msg: StreamMessage): Promise<void>;
+  /** Sends a remote command through the pub/sub (every node executes it). */
+  command(cmd: RemoteCommand): Promise<void>;
   logger: Logger;
 }
 
@@ -66,6 +69,7 @@ export function createPusher(config: Config, deps: PusherDeps): Pusher {
     signer,
     broker: deps.broker,
     publish: deps.publish,
+    command: deps.command,
     occupancy: commands.occupancy,
     logger,
   });

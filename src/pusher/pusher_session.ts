@@ -55,6 +55,14 @@ export class PusherSession extends Session {
   }
 }
 
+/**
+ * The connection identifiers of a socket signed in as `userId`: remote disconnects (the HTTP
+ * API's terminate_connections) find its sockets on every node by them.
+ */
+export function userIdentifiers(userId: string): string {
+  return JSON.stringify({ pusher_user_id: userId });
+}
+
 /** A fresh Pusher socket id: two random unsigned integers joined by a dot. */
 export function newSocketId(): string {
   const [a, b] = crypto.getRandomValues(new Uint32Array(2));
