@@ -4,6 +4,8 @@ import type { Config } from "../config/options.ts";
 import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../logger/logger.ts";
 import type { Node } from "../node/node.ts";
+import type { Session } from "../node/session.ts";
+import { WriteWatchdog } from "../node/write_watchdog.ts";
 import type { RemoteCommand } from "../pubsub/pubsub.ts";
 import type { RouteHandler } from "../server/server.ts";
 import { PusherCommands } from "./commands.ts";
@@ -57,7 +59,14 @@ export function createPusher(config: Config, deps: PusherDeps): Pusher {
     publish: deps.publish,
     stats: deps.node.stats,
   });
+  const writes = config.ws_write_timeout > 0
+    ? new WriteWatchdog<Session>(
+      config.ws_write_timeout * 1000,
+      (s) => s.dropSlow("client takes nothing (write timeout), disconnecting", s.pendingBytes),
+    )
+    : undefined;
   const ws = createPusherWsHandler(deps.node, commands, {
+    writes,
     appKey: config.pusher_app_key,
     allowedOrigins: config.allowed_origins,
     maxMessageSize: config.max_message_size,
@@ -97,6 +106,7 @@ export function createPusher(config: Config, deps: PusherDeps): Pusher {
     close: () => {
       clearInterval(touch);
       clearInterval(sweeper);
+      writes?.close();
     },
   };
 }

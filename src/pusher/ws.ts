@@ -1,6 +1,7 @@
 import type { Logger } from "../logger/logger.ts";
 import type { Node } from "../node/node.ts";
 import type { Session } from "../node/session.ts";
+import type { WriteWatchdog } from "../node/write_watchdog.ts";
 import type { Connection } from "../transport/connection.ts";
 import { CLOSE_TOO_BIG } from "../transport/connection.ts";
 import { originAllowed } from "../transport/origin.ts";
@@ -28,6 +29,8 @@ export interface PusherWsOptions {
   allowedOrigins: string[];
   maxMessageSize: number;
   maxPending: number;
+  /** Disconnects sockets whose written bytes stall (--ws_write_timeout), when set. */
+  writes?: WriteWatchdog<Session>;
   logger: Logger;
 }
 
@@ -86,6 +89,7 @@ export function createPusherWsHandler(
         transport: "ws",
         logger: opts.logger,
         maxPending: opts.maxPending,
+        writes: opts.writes,
         stats: node.stats,
         closed: closedHook,
       });
