@@ -718,3 +718,25 @@ function freePort(): number {
   l.close();
   return port;
 }
+
+Deno.test("pusher: presence of a live socket outlasts --presence_ttl (kept alive by the node)", async () => {
+  const server = await startServer(
+    ["--norpc", "--broker=memory", "--presence_ttl=2", ...PUSHER_FLAGS],
+    "info",
+  );
+  const c = pusherClient(server.app.port, { user: { user_id: "7", user_info: {} } });
+  try {
+    await connected(c);
+    assert.ok((await subscribeTo(c, "presence-long")).ok);
+    const users = async () =>
+      (await (await sdk(server.app.port).get({ path: "/channels/presence-long/users" })).json())
+        .users;
+    assert.deepEqual(await users(), [{ id: "7" }]);
+    // More than twice the TTL: an entry nobody refreshes is dropped within about one TTL.
+    await new Promise((r) => setTimeout(r, 4500));
+    assert.deepEqual(await users(), [{ id: "7" }]);
+  } finally {
+    c.disconnect();
+    await server.stop();
+  }
+});
