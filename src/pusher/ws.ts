@@ -80,6 +80,12 @@ export function createPusherWsHandler(
         socket.close(refusal.code, refusal.message.slice(0, 100));
         return;
       }
+      if (node.shuttingDown) {
+        // Upgraded just as the node began to stop: go elsewhere at once.
+        socket.send(errorFrame(ERR.reconnect, "server_restart"));
+        socket.close(ERR.reconnect, "server_restart");
+        return;
+      }
       let sid = newSocketId();
       while (node.sessions.has(sid)) sid = newSocketId();
       session = new PusherSession({
