@@ -17,10 +17,16 @@ import { RpcCaller } from "../rpc/rpc_caller.ts";
 import type { RpcClient } from "../rpc/rpc_client.ts";
 import { RpcController } from "../rpc/rpc_controller.ts";
 import { createRpcHttpClient } from "../rpc/rpc_tls.ts";
-import { createBroadcastHandler, createHandler, type RouteHandler } from "../server/server.ts";
+import {
+  createBroadcastHandler,
+  createHandler,
+  prefixRoute,
+  type RouteHandler,
+} from "../server/server.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import { registerMetrics } from "../metrics/register.ts";
 import { type StatsdTagsFormat, StatsdWriter } from "../metrics/statsd.ts";
+import { createPusher, pusherEnabled, pusherSecret } from "../pusher/pusher.ts";
 import { createTransportRoutes } from "../transport/routes.ts";
 import { deriveKey } from "../util/secrets.ts";
 import { ListenError } from "./listen_error.ts";
@@ -43,6 +49,8 @@ export interface App {
   readonly metricsPort?: number;
   /** `--node_id`, or a random one. */
   readonly nodeId: string;
+  /** The Pusher HTTP API port (the main port unless --pusher_api_port), when Pusher is on. */
+  readonly pusherApiPort?: number;
   /** Graceful shutdown; idempotent. */
   shutdown(): Promise<void>;
 }
@@ -126,6 +134,7 @@ export async function startApp(
   const nodeId = config.node_id || nanoid(6);
   const logger = rootLogger.child({ nodeid: nodeId });
   const keys = await resolveKeys(config);
+  if (pusherEnabled(config)) pusherSecret(config); // fails before anything starts
   // Built first: a bad TLS setting fails the start before anything is listening.
   const rpcClient = config.norpc ? undefined : createRpcClient(config, keys, logger);
   const broker = await createBroker(config, logger);
@@ -304,6 +313,19 @@ export async function startApp(
     () => connLimit.refused,
   );
 
+  const pusher = pusherEnabled(config)
+    ? createPusher(config, {
+      node,
+      hub,
+      broker,
+      publish: (m) => publisher.publish(m),
+      command: (cmd) => publisher.handleBroadcast(JSON.stringify(cmd), { fanout: false }),
+      logger,
+    })
+    : undefined;
+  const pusherApiApart = pusher !== undefined && config.pusher_api_port !== 0 &&
+    config.pusher_api_port !== config.port;
+
   const handler = createHandler({
     wsPaths: config.path,
     healthPath: config.health_path,
@@ -319,6 +341,8 @@ export async function startApp(
       : undefined,
     extra: new Map([
       ...createTransportRoutes(config, node, logger),
+      ...(pusher?.wsRoutes ?? []),
+      ...(pusher && !pusherApiApart ? pusher.apiRoutes : []),
       ...(config.metrics_port && config.metrics_port !== config.port ? [] : metricsRoute),
       ...(extraRoutes ?? []),
     ]),
@@ -365,6 +389,20 @@ export async function startApp(
     throw err;
   }
   const port = server.addr.port;
+  let pusherServer: Deno.HttpServer<Deno.NetAddr> | undefined;
+  if (pusher && pusherApiApart) {
+    pusherServer = listen(
+      config.host,
+      config.pusher_api_port,
+      (req) => {
+        const route = prefixRoute(pusher.apiRoutes, new URL(req.url).pathname);
+        return route ? route(req, "") : new Response("not found\n", { status: 404 });
+      },
+      "--pusher_api_port",
+      tls,
+    );
+  }
+  const pusherApiPort = pusher ? (pusherServer?.addr.port ?? port) : undefined;
   const actualBroadcastPort = broadcastServer
     ? broadcastServer.addr.port
     : (mountBroadcast ? port : undefined);
@@ -382,6 +420,12 @@ export async function startApp(
     broker: broker.name,
     pubsub: pubsub.name,
   });
+  if (pusher) {
+    logger.info("Pusher is on", {
+      ws: `ws://${config.host}:${port}${pusher.wsPath}`,
+      api: `http://${config.host}:${pusherApiPort}${pusher.apiPath}`,
+    });
+  }
 
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
@@ -394,11 +438,20 @@ export async function startApp(
       logger.info("shutting down", { sessions: node.sessions.size });
       clearInterval(statsTimer);
       statsd?.close();
+      pusher?.close();
       for (const b of broadcasters) await b.close().catch(() => {});
       await httpBroadcaster?.close();
       await node.shutdown(config.shutdown_timeout * 1000);
+      // One turn for the sockets' own close frames (e.g. Pusher's 4200) to go out before the
+      // HTTP server closes what is left with 1001.
+      await new Promise((r) => setTimeout(r, 0));
       await Promise.race([
-        Promise.all([server.shutdown(), broadcastServer?.shutdown(), metricsServer?.shutdown()]),
+        Promise.all([
+          server.shutdown(),
+          broadcastServer?.shutdown(),
+          metricsServer?.shutdown(),
+          pusherServer?.shutdown(),
+        ]),
         new Promise((r) => setTimeout(r, 1000)),
       ]);
       await pubsub.close().catch(() => {});
@@ -414,6 +467,7 @@ export async function startApp(
     broadcastPort: actualBroadcastPort,
     metricsPort: metricsServer?.addr.port,
     nodeId,
+    pusherApiPort,
     node,
     publisher,
     rpc,

@@ -186,6 +186,24 @@ export const OPTIONS = {
   disconnect_timeout: int(0, "rpc", "Deprecated: use --shutdown_timeout"),
   disable_disconnect: bool(false, "rpc", "Deprecated: same as --disconnect_mode=never"),
 
+  // Pusher protocol (on when both the app id and the app key are set)
+  pusher_app_id: str(
+    "",
+    "pusher",
+    "Pusher app id: HTTP API at /apps/<id>/ (with the key: Pusher on)",
+  ),
+  pusher_app_key: str(
+    "",
+    "pusher",
+    "Pusher app key: WebSocket at /app/<key> (with the id: Pusher on)",
+  ),
+  pusher_secret: str(
+    "",
+    "pusher",
+    "Pusher app secret: channel auth and API signatures (or --secret)",
+  ),
+  pusher_api_port: int(0, "pusher", "Pusher HTTP API port (0 = the main port)"),
+
   // Secrets and standalone mode
   secret: str("", "auth", "Application secret: JWT/streams key and source of derived keys"),
   noauth: bool(false, "auth", "Accept every connection without authentication"),

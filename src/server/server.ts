@@ -42,10 +42,21 @@ export function createHandler(opts: RoutesOptions): Deno.ServeHandler {
     if (opts.broadcast && path === opts.broadcast.path) {
       return opts.broadcast.broadcaster.handle(req);
     }
-    const extra = opts.extra?.get(path);
+    const extra = opts.extra && (opts.extra.get(path) ?? prefixRoute(opts.extra, path));
     if (extra) return extra(req, remoteAddr);
     return new Response("not found\n", { status: 404 });
   };
+}
+
+/** The route of a `prefix*` key that `path` starts with (e.g. Pusher's `/app/*`). */
+export function prefixRoute(
+  routes: Map<string, RouteHandler>,
+  path: string,
+): RouteHandler | undefined {
+  for (const [pattern, route] of routes) {
+    if (pattern.endsWith("*") && path.startsWith(pattern.slice(0, -1))) return route;
+  }
+  return undefined;
 }
 
 /** A handler for a dedicated broadcast port. */
