@@ -21,6 +21,7 @@ import { registerMetrics } from "../metrics/register.ts";
 import { createTransportRoutes } from "../transport/routes.ts";
 import { deriveKey } from "../util/secrets.ts";
 import { createBroadcasters, createBroker, createPubSub } from "./adapters.ts";
+import { apiRoutes } from "./api_routes.ts";
 
 export interface App {
   /** The main server's port (useful with --port=0). */
@@ -33,6 +34,8 @@ export interface App {
   readonly metrics: Metrics;
   /** The metrics port when it is not the main one. */
   readonly metricsPort?: number;
+  /** The REST API port when the API is mounted (the main port unless --api_port). */
+  readonly apiPort?: number;
   /** Graceful shutdown; idempotent. */
   shutdown(): Promise<void>;
 }
@@ -44,6 +47,8 @@ export interface Keys {
   streams: string;
   turbo: string;
   cableReady: string;
+  /** REST API bearer key; empty = unauthenticated. */
+  api: string;
 }
 
 /** Secrets as shared/PROTOCOL.md §14 derives them. */
@@ -60,6 +65,7 @@ export async function resolveKeys(config: Config): Promise<Keys> {
     streams,
     turbo: config.turbo_streams_secret || streams,
     cableReady: config.cable_ready_secret || streams,
+    api: config.api_secret === "none" ? "" : config.api_secret || await derive("api-cable"),
   };
 }
 
@@ -213,6 +219,7 @@ export async function startApp(
     : undefined;
   const mountBroadcast = httpBroadcaster !== undefined && broadcastPort === config.port;
 
+  const api = apiRoutes(config, keys.api, { publisher, broker }, logger);
   const handler = createHandler({
     wsPaths: config.path,
     healthPath: config.health_path,
@@ -223,6 +230,7 @@ export async function startApp(
       : undefined,
     extra: new Map([
       ...createTransportRoutes(config, node, logger),
+      ...(api && !api.port ? api.routes : []),
       ...(config.metrics_port && config.metrics_port !== config.port ? [] : metricsRoute),
       ...(extraRoutes ?? []),
     ]),
@@ -244,6 +252,14 @@ export async function startApp(
       const route = metricsRoute.get(new URL(req.url).pathname);
       return route ? route(req, "") : new Response("not found\n", { status: 404 });
     });
+  }
+  const apiServer = api?.port ? listen(config.host, api.port, api.handler) : undefined;
+  if (api) {
+    logger.info("Handle API requests", {
+      url: `http://${config.host}:${apiServer?.addr.port ?? port}${config.api_path}`,
+      auth: keys.api ? "authorization required" : "no authorization",
+    });
+    if (!keys.api) logger.warn("API server is running without authentication");
   }
   const actualBroadcastPort = broadcastServer
     ? broadcastServer.addr.port
@@ -268,7 +284,12 @@ export async function startApp(
       await httpBroadcaster?.close();
       await node.shutdown(config.shutdown_timeout * 1000);
       await Promise.race([
-        Promise.all([server.shutdown(), broadcastServer?.shutdown(), metricsServer?.shutdown()]),
+        Promise.all([
+          server.shutdown(),
+          broadcastServer?.shutdown(),
+          metricsServer?.shutdown(),
+          apiServer?.shutdown(),
+        ]),
         new Promise((r) => setTimeout(r, 1000)),
       ]);
       await pubsub.close().catch(() => {});
@@ -283,6 +304,7 @@ export async function startApp(
     port,
     broadcastPort: actualBroadcastPort,
     metricsPort: metricsServer?.addr.port,
+    apiPort: api ? apiServer?.addr.port ?? port : undefined,
     node,
     publisher,
     rpc,

@@ -124,6 +124,19 @@ export const OPTIONS = {
     "Pub/sub between nodes (redis, nats, kv, none); empty = from broker/redisx/redis_url",
   ),
 
+  // REST API
+  api_port: int(0, "api", "REST API port (0 = the main port)"),
+  api_path: str(
+    "/api",
+    "api",
+    "REST API base path (<path>/publish, <path>/presence/<stream>/users)",
+  ),
+  api_secret: str(
+    "",
+    "api",
+    "REST API bearer key (derived from --secret if empty; none = no auth). The API is mounted when a key or --api_port is set, or with --public",
+  ),
+
   // Broker
   broker: str("", "broker", "Broker (memory, kv, redis, nats); empty = none"),
   kv_path: str("", "broker", "Deno KV database path for --broker=kv (:memory: allowed)"),

@@ -42,10 +42,22 @@ export function createHandler(opts: RoutesOptions): Deno.ServeHandler {
     if (opts.broadcast && path === opts.broadcast.path) {
       return opts.broadcast.broadcaster.handle(req);
     }
-    const extra = opts.extra?.get(path);
+    const extra = opts.extra?.get(path) ?? prefixRoute(opts.extra, path);
     if (extra) return extra(req, remoteAddr);
     return new Response("not found\n", { status: 404 });
   };
+}
+
+/** The route whose `prefix*` key matches `path` (REST API and Durable Streams mount this way). */
+export function prefixRoute(
+  routes: Map<string, RouteHandler> | undefined,
+  path: string,
+): RouteHandler | undefined {
+  if (!routes) return undefined;
+  for (const [pattern, route] of routes) {
+    if (pattern.endsWith("*") && pathMatches(pattern, path)) return route;
+  }
+  return undefined;
 }
 
 /** A handler for a dedicated broadcast port. */
