@@ -22,6 +22,7 @@ import { createTransportRoutes } from "../transport/routes.ts";
 import { deriveKey } from "../util/secrets.ts";
 import { createBroadcasters, createBroker, createPubSub } from "./adapters.ts";
 import { apiRoutes } from "./api_routes.ts";
+import { setupDs } from "./ds_setup.ts";
 
 export interface App {
   /** The main server's port (useful with --port=0). */
@@ -92,13 +93,15 @@ export async function startApp(
   extraRoutes?: Map<string, RouteHandler>,
 ): Promise<App> {
   const keys = await resolveKeys(config);
-  const broker = await createBroker(config, logger);
-  await broker.start();
+  const baseBroker = await createBroker(config, logger);
+  await baseBroker.start();
   const pubsub = await createPubSub(config, logger);
   const hub = new Hub({
     streamAdded: (s) => pubsub.subscribe(s),
     streamRemoved: (s) => pubsub.unsubscribe(s),
   });
+  const ds = await setupDs(config, baseBroker, hub, pubsub, logger);
+  const broker = ds?.broker ?? baseBroker;
 
   let rpc: RpcCaller | undefined;
   let controller: Controller;
@@ -231,6 +234,7 @@ export async function startApp(
     extra: new Map([
       ...createTransportRoutes(config, node, logger),
       ...(api && !api.port ? api.routes : []),
+      ...(ds ? ds.routes(node, controller, keys.api) : []),
       ...(config.metrics_port && config.metrics_port !== config.port ? [] : metricsRoute),
       ...(extraRoutes ?? []),
     ]),
@@ -283,6 +287,7 @@ export async function startApp(
       for (const b of broadcasters) await b.close().catch(() => {});
       await httpBroadcaster?.close();
       await node.shutdown(config.shutdown_timeout * 1000);
+      await ds?.close().catch(() => {});
       await Promise.race([
         Promise.all([
           server.shutdown(),
