@@ -7,7 +7,7 @@ import { isJson, isTextual, validContentType } from "./content_type.ts";
 import { nextCursor } from "./cursor.ts";
 import { DsError } from "./errors.ts";
 import { jsonArray } from "./json_values.ts";
-import type { DsLive } from "./live.ts";
+import type { DsLive, Watch } from "./live.ts";
 import { formatOffset, parseOffset } from "./offset.ts";
 import type { DsReadable, DsReadSource } from "./readable.ts";
 import { controlEvent, sseEvent } from "./sse_frames.ts";
@@ -227,11 +227,11 @@ async function get(
   }
   if (live !== null && rawOffset === null) throw new DsError(400, `live=${live} needs an offset`);
   const cursor = url.searchParams.get("cursor");
-  let readable = await open(deps, stream);
-  let info = readable.info();
+  const readable = await open(deps, stream);
+  const info = readable.info();
   const start = offset.kind === "start" ? 0 : offset.kind === "now" ? info.tail : offset.n;
 
-  if (live === "sse") return sse(stream, readable, start, cursor, opts, deps, h, req.signal);
+  if (live === "sse") return sse(stream, readable, start, cursor, opts, deps, h);
 
   h.set("content-type", info.contentType);
   if (offset.kind === "now" && live === null) {
@@ -243,15 +243,37 @@ async function get(
     return new Response(isJson(info.contentType) ? "[]" : "", { status: 200, headers: h });
   }
 
+  const watch = live === "long-poll" ? deps.live.watch(stream) : undefined;
+  try {
+    return await catchUp(req, stream, readable, start, rawOffset, cursor, watch, opts, deps, h);
+  } finally {
+    watch?.close();
+  }
+}
+
+async function catchUp(
+  req: Request,
+  stream: string,
+  readable: DsReadable,
+  start: number,
+  rawOffset: string | null,
+  cursor: string | null,
+  watch: Watch | undefined,
+  opts: DsHandlerOptions,
+  deps: DsHandlerDeps,
+  h: Headers,
+): Promise<Response> {
+  let info = readable.info();
   let chunk = await readable.read(start, opts.maxReadSize);
-  if (live === "long-poll") {
+  if (watch) {
     h.set("stream-cursor", nextCursor(cursor));
     if (chunk.entries.length === 0 && start >= info.tail) {
       const deadline = Date.now() + opts.pollIntervalMs;
       while (chunk.entries.length === 0 && !info.closed) {
         const left = deadline - Date.now();
         if (left <= 0) break;
-        const outcome = await deps.live.wait(stream, left, anySignal(req.signal, deps.shutdown));
+        // Bounded by the poll interval; a client that left is noticed when writing fails.
+        const outcome = await watch.next(left, deps.shutdown);
         if (outcome === "aborted") break;
         const fresh = await readable.refresh();
         if (fresh === null) throw new DsError(404, "stream not found");
@@ -289,10 +311,6 @@ async function get(
   });
 }
 
-function anySignal(...signals: AbortSignal[]): AbortSignal {
-  return AbortSignal.any(signals);
-}
-
 function sse(
   stream: string,
   first: DsReadable,
@@ -301,7 +319,6 @@ function sse(
   opts: DsHandlerOptions,
   deps: DsHandlerDeps,
   h: Headers,
-  clientSignal: AbortSignal,
 ): Response {
   const contentType = first.info().contentType;
   const base64 = !isTextual(contentType);
@@ -311,7 +328,8 @@ function sse(
   h.set("x-accel-buffering", "no");
   if (base64) h.set("stream-sse-data-encoding", "base64");
   const stop = new AbortController();
-  const signal = AbortSignal.any([clientSignal, deps.shutdown, stop.signal]);
+  // The body's cancel() tells when the client went away.
+  const signal = AbortSignal.any([deps.shutdown, stop.signal]);
   const decoder = new TextDecoder();
   const payload = (entries: DsEntry[]): string => {
     if (isJson(contentType)) return decoder.decode(jsonArray(entries.map((e) => e.data)));
@@ -327,6 +345,7 @@ function sse(
           stop.abort();
         }
       };
+      const watch = deps.live.watch(stream);
       (async () => {
         let readable: DsReadable | null = first;
         let at = start;
@@ -353,35 +372,15 @@ function sse(
             if (!atTail) continue;
             const left = deadline - Date.now();
             if (left <= 0) break;
-            const outcome = await deps.live.wait(
-              stream,
-              Math.min(left, opts.pollIntervalMs),
-              signal,
-            );
+            const outcome = await watch.next(Math.min(left, opts.pollIntervalMs), signal);
             if (outcome === "aborted") break;
             readable = await readable.refresh();
-            if (outcome === "timeout" && readable && !readable.info().closed) {
-              // Nothing new: a control event keeps proxies from timing the response out.
-              if (Date.now() >= deadline) break;
-              const i = readable.info();
-              if (i.tail <= at) {
-                send(controlEvent({
-                  streamNextOffset: formatOffset(at),
-                  streamCursor: nextCursor(cursor),
-                  upToDate: true,
-                }));
-                const again = await deps.live.wait(
-                  stream,
-                  Math.max(1, Math.min(deadline - Date.now(), opts.pollIntervalMs)),
-                  signal,
-                );
-                if (again === "aborted") break;
-                readable = await readable.refresh();
-              }
-            }
+            // On a timeout the loop's control event doubles as a keep-alive for proxies.
           }
         } catch (err) {
           opts.logger.warn("ds sse stream failed", { stream, error: err });
+        } finally {
+          watch.close();
         }
         try {
           controller.close();

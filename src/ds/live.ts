@@ -1,9 +1,58 @@
-import type { StreamMessage } from "../broker/broker.ts";
 import type { Hub, Subscriber } from "../hub/hub.ts";
 
 export type WaitOutcome = "changed" | "timeout" | "aborted";
 
 const IDENTIFIER = JSON.stringify({ channel: "$durable_streams" });
+
+/**
+ * One reader's interest in a stream. It notes changes from the moment it is created, so a
+ * change between a read and the next wait is never missed.
+ */
+export class Watch {
+  #dirty = false;
+  #wake?: () => void;
+  #closed = false;
+  readonly #release: () => void;
+
+  constructor(release: () => void) {
+    this.#release = release;
+  }
+
+  notify(): void {
+    this.#dirty = true;
+    this.#wake?.();
+  }
+
+  /** Resolves on a change since the last call, after `timeoutMs`, or on `signal`. */
+  next(timeoutMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
+    if (this.#closed || signal?.aborted) return Promise.resolve("aborted");
+    if (this.#dirty) {
+      this.#dirty = false;
+      return Promise.resolve("changed");
+    }
+    return new Promise((resolve) => {
+      const done = (outcome: WaitOutcome) => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        this.#wake = undefined;
+        if (outcome === "changed") this.#dirty = false;
+        resolve(this.#closed ? "aborted" : outcome);
+      };
+      const onAbort = () => done("aborted");
+      const timer = setTimeout(() => done("timeout"), timeoutMs);
+      signal?.addEventListener("abort", onAbort);
+      this.#wake = () => done("changed");
+    });
+  }
+
+  /** Ends the watch (and any pending wait). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#wake?.();
+    this.#release();
+  }
+}
 
 /**
  * Wakes Durable Streams readers (long-poll, SSE) when their stream changes. Publications reach
@@ -12,7 +61,7 @@ const IDENTIFIER = JSON.stringify({ channel: "$durable_streams" });
  */
 export class DsLive {
   readonly #hub: Hub;
-  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #watches = new Map<string, Set<Watch>>();
   readonly #subscribers = new Map<string, Subscriber>();
   #closed = false;
 
@@ -20,57 +69,51 @@ export class DsLive {
     this.#hub = hub;
   }
 
-  /** Something about `stream` changed: every reader waiting on it re-reads. */
+  /** Something about `stream` changed: every reader watching it re-reads. */
   changed(stream: string): void {
-    const set = this.#waiters.get(stream);
+    const set = this.#watches.get(stream);
     if (!set) return;
-    for (const wake of [...set]) wake();
+    for (const w of [...set]) w.notify();
   }
 
-  get waiting(): number {
+  /** Readers currently watching some stream. */
+  get watching(): number {
     let n = 0;
-    for (const set of this.#waiters.values()) n += set.size;
+    for (const set of this.#watches.values()) n += set.size;
     return n;
   }
 
-  /** Resolves on the next change of `stream`, after `timeoutMs`, or when `signal` aborts. */
-  wait(stream: string, timeoutMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
-    if (this.#closed || signal?.aborted) return Promise.resolve("aborted");
-    return new Promise((resolve) => {
-      let set = this.#waiters.get(stream);
-      if (!set) {
-        this.#waiters.set(stream, set = new Set());
-        this.#subscribe(stream);
+  /** Starts watching `stream`; close the watch when done. */
+  watch(stream: string): Watch {
+    let set = this.#watches.get(stream);
+    if (!set) {
+      this.#watches.set(stream, set = new Set());
+      this.#subscribe(stream);
+    }
+    const watches = set;
+    const w: Watch = new Watch(() => {
+      watches.delete(w);
+      if (watches.size === 0 && this.#watches.get(stream) === watches) {
+        this.#watches.delete(stream);
+        this.#unsubscribe(stream);
       }
-      const done = (outcome: WaitOutcome) => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-        set!.delete(wake);
-        if (set!.size === 0 && this.#waiters.get(stream) === set) {
-          this.#waiters.delete(stream);
-          this.#unsubscribe(stream);
-        }
-        resolve(outcome);
-      };
-      const wake = () => done(this.#closed ? "aborted" : "changed");
-      const onAbort = () => done("aborted");
-      const timer = setTimeout(() => done("timeout"), timeoutMs);
-      signal?.addEventListener("abort", onAbort);
-      set.add(wake);
     });
+    if (this.#closed) w.close();
+    else watches.add(w);
+    return w;
   }
 
-  /** Ends every wait (shutdown). */
+  /** Ends every watch (shutdown). */
   close(): void {
     this.#closed = true;
-    for (const stream of [...this.#waiters.keys()]) this.changed(stream);
+    for (const set of [...this.#watches.values()]) for (const w of [...set]) w.close();
   }
 
   #subscribe(stream: string): void {
     const sub: Subscriber = {
       sid: `ds-live:${stream}`,
       positions: true,
-      deliver: (_identifier: string, _frame: string, _msg: StreamMessage) => this.changed(stream),
+      deliver: () => this.changed(stream),
     };
     this.#subscribers.set(stream, sub);
     this.#hub.subscribe(sub, stream, IDENTIFIER);

@@ -99,9 +99,6 @@ class BrokerReadable implements DsReadable {
       entries.push({ n: m.offset, data, group: 1 });
       bytes += data.byteLength;
     }
-    if (after === 0 && entries.length > 0 && entries[0].n > 1 && messages.length > 0) {
-      // The start of the history is gone: reading from -1 begins at the oldest kept message.
-    }
     const next = entries.length > 0 ? entries[entries.length - 1].n : this.#tail;
     return { entries, next, upToDate: next >= this.#tail };
   }
