@@ -68,6 +68,7 @@ const MAX_COMMIT_ATTEMPTS = 20;
 export class DsStreams {
   readonly #o: DsStreamsOptions;
   readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #delivered = new Map<string, Promise<void>>();
 
   constructor(opts: DsStreamsOptions) {
     this.#o = opts;
@@ -100,7 +101,7 @@ export class DsStreams {
     stream: string,
     decide: (
       cur: StoredStream | null,
-    ) => Promise<{ meta: DsMeta | null; entries?: DsEntry[]; drop?: string; result: T } | T>,
+    ) => Promise<Commit<T> | T>,
   ): Promise<T> {
     return await this.#locked(stream, async () => {
       for (let i = 0; i < MAX_COMMIT_ATTEMPTS; i++) {
@@ -114,7 +115,10 @@ export class DsStreams {
           out.entries ?? [],
           out.drop,
         );
-        if (ok) return out.result;
+        if (ok) {
+          out.onCommit?.();
+          return out.result;
+        }
       }
       throw new DsError(503, "too much contention on this stream, retry");
     });
@@ -209,14 +213,18 @@ export class DsStreams {
     }
     const created = await this.#mutate<boolean>(stream, (cur) => {
       if (cur) return Promise.resolve(false);
-      return Promise.resolve({ meta, entries, result: true });
+      return Promise.resolve({
+        meta,
+        entries,
+        result: true,
+        onCommit: () => this.#publish(stream, meta, entries),
+      });
     });
     if (!created) {
       if (req.fork) await this.#release(req.fork.source);
       // Someone created it meanwhile: answer as a re-creation.
       return await this.create(stream, { ...req, fork: req.fork });
     }
-    await this.#publish(stream, meta, entries);
     return { created: true, meta };
   }
 
@@ -334,7 +342,6 @@ export class DsStreams {
     await this.get(stream); // expires a stale stream first
     const now = this.#now();
     let added: DsEntry[] = [];
-    let published: DsMeta | undefined;
     const result = await this.#mutate<AppendResult>(stream, (cur) => {
       added = [];
       if (!cur) throw new DsError(404, "stream not found");
@@ -398,10 +405,14 @@ export class DsStreams {
         meta.closed = true;
         if (p) meta.closedBy = { producerId: p.id, epoch: p.epoch, seq: p.seq };
       }
-      published = meta;
+      const entries = added;
       return Promise.resolve({
         meta,
-        entries: added,
+        entries,
+        onCommit: () => {
+          this.#publish(stream, meta, entries);
+          if (req.close) this.#o.changed(stream);
+        },
         result: {
           status: p && req.body.byteLength > 0 ? 200 : 204,
           tail: meta.tail,
@@ -410,10 +421,7 @@ export class DsStreams {
         },
       });
     });
-    if (published) {
-      await this.#publish(stream, published, added);
-      if (req.close) this.#o.changed(stream);
-    }
+    await this.#delivered.get(stream);
     return result;
   }
 
@@ -458,18 +466,26 @@ export class DsStreams {
   }
 
   /** Delivers new entries as publications (offset = entry number) and wakes local readers. */
-  async #publish(stream: string, meta: DsMeta, entries: DsEntry[]): Promise<void> {
+  #publish(stream: string, meta: DsMeta, entries: DsEntry[]): void {
     this.#o.changed(stream);
     if (entries.length === 0) return;
-    const epoch = await this.#o.epoch();
-    for (const e of entries) {
-      await this.#o.deliver({
-        stream,
-        data: publicationData(meta.contentType, e.data),
-        offset: e.n,
-        epoch,
-      }).catch((err) => this.#o.logger.warn("ds delivery failed", { stream, error: err }));
-    }
+    // Chained per stream in commit order, so subscribers get offsets in order.
+    const prev = this.#delivered.get(stream) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      const epoch = await this.#o.epoch();
+      for (const e of entries) {
+        await this.#o.deliver({
+          stream,
+          data: publicationData(meta.contentType, e.data),
+          offset: e.n,
+          epoch,
+        });
+      }
+    }).catch((err) => this.#o.logger.warn("ds delivery failed", { stream, error: err }));
+    this.#delivered.set(stream, next);
+    next.finally(() => {
+      if (this.#delivered.get(stream) === next) this.#delivered.delete(stream);
+    });
   }
 
   async delete(stream: string): Promise<void> {
@@ -547,9 +563,16 @@ export class DsStreams {
   }
 }
 
-function isCommit<T>(
-  v: unknown,
-): v is { meta: DsMeta | null; entries?: DsEntry[]; drop?: string; result: T } {
+/** What a mutation commits; `onCommit` runs under the stream's lock right after it. */
+interface Commit<T> {
+  meta: DsMeta | null;
+  entries?: DsEntry[];
+  drop?: string;
+  result: T;
+  onCommit?: () => void;
+}
+
+function isCommit<T>(v: unknown): v is Commit<T> {
   return typeof v === "object" && v !== null && "result" in v && "meta" in v;
 }
 
