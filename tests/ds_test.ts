@@ -9,6 +9,7 @@ import { DurableStream, stream } from "@durable-streams/client";
 import { createCable } from "@anycable/core";
 import { signStream } from "../src/identity/signed_stream.ts";
 import { deriveKey } from "../src/util/secrets.ts";
+import { issueToken } from "../src/identity/jwt.ts";
 import { formatOffset } from "../src/ds/offset.ts";
 import { startServer } from "./support/server.ts";
 import { WsClient } from "./support/ws_client.ts";
@@ -202,3 +203,32 @@ async function drain(res: Promise<Response>): Promise<Response> {
   await r.body?.cancel();
   return r;
 }
+
+Deno.test("DS reads authenticate the client like a WebSocket (JWT) unless --ds_skip_auth", async () => {
+  const flags = ["--norpc", "--broker=memory", "--ds", "--secret=s3cret", "--public_streams"];
+  const strict = await startServer(flags, "info");
+  const loose = await startServer([...flags, "--ds_skip_auth"], "info");
+  const key = await deriveKey("s3cret", "broadcast-cable");
+  const token = await issueToken({ user: "u1" }, "s3cret", 60);
+  try {
+    for (const s of [strict, loose]) {
+      assert.equal((await s.broadcast({ stream: "news", data: '"hi"' }, key)).status, 201);
+    }
+    assert.equal((await drain(fetch(`${strict.url}/ds/news`))).status, 401);
+    const bad = await drain(fetch(`${strict.url}/ds/news`, { headers: { "X-JID": "nope" } }));
+    assert.equal(bad.status, 401);
+    const viaHeader = await fetch(`${strict.url}/ds/news`, { headers: { "X-JID": token } });
+    assert.equal(viaHeader.status, 200);
+    assert.deepEqual(await viaHeader.json(), ["hi"]);
+    const viaQuery = await stream({ url: `${strict.url}/ds/news?jid=${token}`, live: false });
+    assert.deepEqual(await viaQuery.json(), ["hi"]);
+    // Skipping client authentication still authorizes the stream (public streams here).
+    const skipped = await fetch(`${loose.url}/ds/news`);
+    assert.equal(skipped.status, 200);
+    assert.deepEqual(await skipped.json(), ["hi"]);
+    assert.ok(strict.logs.some((l) => String(l.msg).includes("ds read refused")));
+  } finally {
+    await strict.stop();
+    await loose.stop();
+  }
+});
