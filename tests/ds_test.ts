@@ -25,6 +25,7 @@ Deno.test("DS read side: a broadcast stream's history by catch-up, resume, long-
     "--ds",
     "--ds_poll_interval=5",
     "--secret=s3cret",
+    "--metrics_http=/metrics",
   ], "info");
   const name = "chat/1";
   const signed = await signStream(name, "s3cret");
@@ -86,6 +87,9 @@ Deno.test("DS read side: a broadcast stream's history by catch-up, resume, long-
     await server.broadcast({ stream: name, data: JSON.stringify({ i: 5 }) }, key);
     await waitUntil(() => seen.length === 5, "SSE live delivery", 10_000);
     assert.deepEqual(seen, [1, 2, 3, 4, 5]);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    assert.match(metrics, /anycable_go_ds_sse_clients_num(\{[^}]*\})? 1\b/);
+    assert.match(metrics, /anycable_go_ds_poll_requests_total(\{[^}]*\})? [1-9]/);
     sse.cancel();
 
     // The read side is read-only for broadcast streams without a write key.

@@ -188,6 +188,7 @@ export async function startApp(
     rpc,
     rpcConcurrency: config.rpc_concurrency,
   });
+  ds?.stats.register(metrics);
   const metricsRoute = new Map<string, RouteHandler>();
   if (config.metrics_http) {
     metricsRoute.set(config.metrics_http, () =>

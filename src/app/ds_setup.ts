@@ -7,6 +7,7 @@ import { DsLive } from "../ds/live.ts";
 import { MemoryStreamStore } from "../ds/memory_store.ts";
 import { CombinedReadSource } from "../ds/readables.ts";
 import type { DurableStreamStore } from "../ds/store.ts";
+import { DsStats } from "../ds/stats.ts";
 import { DsStreams } from "../ds/streams.ts";
 import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../logger/logger.ts";
@@ -19,6 +20,8 @@ export interface DsSetup {
   /** The broker every other part uses (Durable Streams streams registered in their store). */
   broker: Broker;
   store: DurableStreamStore;
+  /** Request counters for the metrics. */
+  stats: DsStats;
   /** Routes for the main server, once the node exists. */
   routes(node: Node, controller: Controller, apiKey: string): Map<string, RouteHandler>;
   close(): Promise<void>;
@@ -61,10 +64,12 @@ export async function setupDs(
     logger: log,
   });
   const shutdown = new AbortController();
+  const stats = new DsStats();
   const path = config.ds_path.replace(/\/+$/, "");
   return {
     broker: new DurableBroker(broker, streams),
     store,
+    stats,
     routes(node, controller, apiKey) {
       const writeKey = config.ds_write_key === "none"
         ? ""
@@ -90,6 +95,7 @@ export async function setupDs(
         live,
         access: new NodeDsAccess(node, controller, { skipAuth: config.ds_skip_auth, writeKey }),
         shutdown: shutdown.signal,
+        stats,
       });
       log.info("Handle Durable Streams requests", { path, store: store.name });
       return new Map([[`${path}/*`, handler]]);

@@ -11,6 +11,7 @@ import type { DsLive, Watch } from "./live.ts";
 import { formatOffset, parseOffset } from "./offset.ts";
 import type { DsReadable, DsReadSource } from "./readable.ts";
 import { controlEvent, sseEvent } from "./sse_frames.ts";
+import type { DsStats } from "./stats.ts";
 import { type AppendRequest, type CreateRequest, type DsStreams, toBase64 } from "./streams.ts";
 import type { DsEntry } from "./types.ts";
 
@@ -37,6 +38,7 @@ export interface DsHandlerDeps {
   access: DsAccess;
   /** Aborted on shutdown: open long-polls and SSE responses end. */
   shutdown: AbortSignal;
+  stats: DsStats;
 }
 
 const ALLOW_HEADERS = [
@@ -103,6 +105,7 @@ export function createDsHandler(opts: DsHandlerOptions, deps: DsHandlerDeps): Ro
       switch (req.method) {
         case "GET":
         case "HEAD": {
+          deps.stats.requests++;
           if (!await deps.access.canRead(req, stream, remoteAddr)) {
             log.info("ds read refused", { stream });
             return plain(401, "unauthorized", base);
@@ -114,6 +117,7 @@ export function createDsHandler(opts: DsHandlerOptions, deps: DsHandlerDeps): Ro
         case "PUT":
         case "POST":
         case "DELETE": {
+          deps.stats.writes++;
           if (!deps.access.canWrite(req)) {
             await req.body?.cancel().catch(() => {});
             log.warn("ds write refused: bad or missing key", { stream, method: req.method });
@@ -244,9 +248,14 @@ async function get(
   }
 
   const watch = live === "long-poll" ? deps.live.watch(stream) : undefined;
+  if (watch) {
+    deps.stats.pollRequests++;
+    deps.stats.pollClients++;
+  }
   try {
     return await catchUp(req, stream, readable, start, rawOffset, cursor, watch, opts, deps, h);
   } finally {
+    if (watch) deps.stats.pollClients--;
     watch?.close();
   }
 }
@@ -346,6 +355,8 @@ function sse(
         }
       };
       const watch = deps.live.watch(stream);
+      deps.stats.sseRequests++;
+      deps.stats.sseClients++;
       (async () => {
         let readable: DsReadable | null = first;
         let at = start;
@@ -380,6 +391,7 @@ function sse(
         } catch (err) {
           opts.logger.warn("ds sse stream failed", { stream, error: err });
         } finally {
+          deps.stats.sseClients--;
           watch.close();
         }
         try {
