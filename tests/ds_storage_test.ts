@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { formatOffset } from "../src/ds/offset.ts";
 import { hasRedis, startRedis } from "./support/services.ts";
 import { startServer, type TestServer } from "./support/server.ts";
+import { WsClient } from "./support/ws_client.ts";
 
 const FLAGS = ["--norpc", "--public", "--ds", "--ds_poll_interval=5"];
 
@@ -168,4 +169,41 @@ Deno.test("DS storage: the memory broker keeps streams only while the process ru
   } finally {
     await second.stop();
   }
+});
+
+Deno.test({
+  name: "DS on two nodes sharing Redis: an append on one reaches readers on the other",
+  ignore: !hasRedis(),
+  async fn() {
+    const redis = await startRedis();
+    const flags = [...FLAGS, "--broker=redis", `--redis_url=${redis.url}`];
+    const a = await startServer(flags, "info");
+    const b = await startServer(flags, "info");
+    const ws = new WsClient(b.wsUrl, "actioncable-v1-ext-json");
+    try {
+      const json = { "content-type": "application/json" };
+      assert.equal((await req(a, "shared", { method: "PUT", headers: json })).status, 201);
+      await ws.opened;
+      const identifier = JSON.stringify({ channel: "$pubsub", stream_name: "shared" });
+      ws.send({ command: "subscribe", identifier });
+      await ws.waitFor((f) => f.type === "confirm_subscription");
+      const poll = req(b, `shared?offset=${formatOffset(0)}&live=long-poll`);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(
+        (await req(a, "shared", { method: "POST", headers: json, body: '{"x":1}' })).status,
+        204,
+      );
+      const got = await poll;
+      assert.equal(got.status, 200);
+      assert.deepEqual(JSON.parse(got.body), [{ x: 1 }]);
+      const frame = await ws.waitFor((f) => f.identifier === identifier && "message" in f);
+      assert.deepEqual(frame.message, { x: 1 });
+      assert.equal(frame.offset, 1);
+    } finally {
+      await ws.close();
+      await a.stop();
+      await b.stop();
+      await redis.stop();
+    }
+  },
 });
