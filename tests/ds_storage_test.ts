@@ -207,3 +207,25 @@ Deno.test({
     }
   },
 });
+
+Deno.test("DS memory store: a sweep drops expired streams nobody reads again", async () => {
+  const { MemoryStreamStore } = await import("../src/ds/memory_store.ts");
+  const { DsStreams } = await import("../src/ds/streams.ts");
+  const { silentLogger } = await import("../src/logger/logger.ts");
+  let now = 1_000_000;
+  const store = new MemoryStreamStore();
+  const streams = new DsStreams({
+    store,
+    deliver: () => Promise.resolve(),
+    epoch: () => Promise.resolve("e"),
+    changed: () => {},
+    logger: silentLogger,
+    now: () => now,
+  });
+  const body = new TextEncoder().encode("x");
+  await streams.create("short", { ttlSeconds: 1, closed: false, body });
+  await streams.create("kept", { closed: false, body });
+  now += 2000;
+  assert.equal(await streams.sweep(), 2);
+  assert.deepEqual(await store.list(), ["kept"]);
+});

@@ -65,6 +65,12 @@ export async function setupDs(
   });
   const shutdown = new AbortController();
   const stats = new DsStats();
+  // Expired streams nobody touches again are dropped by a sweep where the store can list.
+  const sweeper = store.list
+    ? setInterval(() => {
+      streams.sweep().catch((err) => log.warn("ds sweep failed", { error: err }));
+    }, 60_000)
+    : undefined;
   const path = config.ds_path.replace(/\/+$/, "");
   return {
     broker: new DurableBroker(broker, streams),
@@ -101,6 +107,7 @@ export async function setupDs(
       return new Map([[`${path}/*`, handler]]);
     },
     async close() {
+      clearInterval(sweeper);
       shutdown.abort();
       live.close();
       await store.close();

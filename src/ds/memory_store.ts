@@ -17,6 +17,10 @@ export class MemoryStreamStore implements DurableStreamStore {
     return Promise.resolve();
   }
 
+  list(): Promise<string[]> {
+    return Promise.resolve([...this.#metas.keys()]);
+  }
+
   load(stream: string): Promise<StoredStream | null> {
     const found = this.#metas.get(stream);
     if (!found) return Promise.resolve(null);

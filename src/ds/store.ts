@@ -32,6 +32,11 @@ export interface DurableStreamStore {
     entries: DsEntry[],
     drop?: string,
   ): Promise<boolean>;
+  /**
+   * Every stream name, for stores that want a periodic sweep of expired streams (the memory
+   * store; the durable ones drop an expired stream when it is next touched).
+   */
+  list?(): Promise<string[]>;
   /** Entries `after < n <= upTo` of one generation, in order, stopping once `maxBytes` is passed. */
   read(
     stream: string,

@@ -164,6 +164,13 @@ export class DsStreams {
     return meta;
   }
 
+  /** Removes expired streams the store can list (memory); returns how many were checked. */
+  async sweep(): Promise<number> {
+    const names = await this.#o.store.list?.() ?? [];
+    for (const name of names) await this.get(name);
+    return names.length;
+  }
+
   /** Extends a TTL stream's life (reads and appends do; HEAD does not). */
   async touch(stream: string): Promise<void> {
     await this.#mutate<void>(stream, (cur) => {
