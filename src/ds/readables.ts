@@ -57,6 +57,8 @@ class StoredReadable implements DsReadable {
   }
 
   touch(): Promise<void> {
+    // Only a TTL slides with use.
+    if (this.#meta.ttlSeconds === undefined) return Promise.resolve();
     return this.#streams.touch(this.#stream);
   }
 }
