@@ -5,7 +5,7 @@
  * suite's counts; the reference server passes 324 of its 338 tests.
  */
 import assert from "node:assert/strict";
-import { startServer } from "./support/server.ts";
+import { spawnServer } from "./support/process.ts";
 
 const DIR = new URL("./ds_conformance/", import.meta.url).pathname;
 const REFERENCE_PASSED = 324;
@@ -56,10 +56,16 @@ interface Counts {
 }
 
 async function runSuite(broker: string, flags: string[]): Promise<Counts> {
-  const server = await startServer(
-    ["--public", "--ds", "--ds_poll_interval=1", "--ds_sse_ttl=30", ...flags],
-    "error",
-  );
+  // A process of its own, so the server and this test runner can use both cores.
+  const server = await spawnServer([
+    "--public",
+    "--ds",
+    "--ds_poll_interval=1",
+    "--ds_sse_ttl=30",
+    "--broadcast_key=conformance", // mounted on the main port (no fixed 8090)
+    ...flags,
+  ]);
+  const baseUrl = `http://127.0.0.1:${server.port}`;
   const report = await Deno.makeTempFile({ suffix: ".json" });
   const started = Date.now();
   try {
@@ -74,7 +80,7 @@ async function runSuite(broker: string, flags: string[]): Promise<Counts> {
       ],
       cwd: DIR,
       env: {
-        DS_BASE_URL: `${server.url}/ds`,
+        DS_BASE_URL: `${baseUrl}/ds`,
         DS_BROKER: broker,
         DS_LONG_POLL_MS: "1000",
         NO_COLOR: "1",
@@ -101,7 +107,8 @@ async function runSuite(broker: string, flags: string[]): Promise<Counts> {
       seconds: (Date.now() - started) / 1000,
     };
   } finally {
-    await server.stop();
+    server.child.kill("SIGTERM");
+    await server.exited;
     await Deno.remove(report).catch(() => {});
   }
 }
