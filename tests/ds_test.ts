@@ -114,6 +114,7 @@ Deno.test("DS: an Action Cable client and a Durable Streams client read one stre
     "--ds",
     "--ds_write_key=wk",
     "--api_secret=api",
+    "--sse",
   ], "info");
   const name = "room/9";
   const url = `${server.url}/ds/${encodeURIComponent(name)}`;
@@ -139,6 +140,21 @@ Deno.test("DS: an Action Cable client and a Durable Streams client read one stre
     const acMessages: unknown[] = [];
     channel.on("message", (m: unknown) => acMessages.push(m));
     await channel.ensureSubscribed();
+
+    // An Action Cable SSE subscriber (GET /events?stream=) too.
+    const events = await fetch(`${server.url}/events?stream=${encodeURIComponent(name)}`, {
+      signal: ctl.signal,
+    });
+    assert.equal(events.status, 200);
+    const eventsReader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let sseText = "";
+    const sseDone = (async () => {
+      while (!sseText.includes('"via":"api"')) {
+        const { done, value } = await eventsReader.read();
+        if (done) break;
+        sseText += value;
+      }
+    })();
 
     const ds = await stream<{ n: number; via: string }>({
       url,
@@ -180,6 +196,9 @@ Deno.test("DS: an Action Cable client and a Durable Streams client read one stre
     assert.equal(dsOffsets.at(-1), formatOffset(4));
     await waitUntil(() => acMessages.length === 4, "@anycable/core got 4 messages");
     assert.deepEqual(acMessages, dsItems);
+    await Promise.race([sseDone, new Promise((r) => setTimeout(r, 10_000))]);
+    for (const item of dsItems) assert.ok(sseText.includes(JSON.stringify(item)), sseText);
+    await eventsReader.cancel();
 
     // A reader resuming from an Action Cable offset gets exactly what follows it.
     const after2 = await stream({ url, offset: formatOffset(2), live: false });
