@@ -35,6 +35,8 @@ import { ConnLimit } from "../server/conn_limit.ts";
 import { pathMatches } from "../server/server.ts";
 import { withBroadcastCors } from "../broadcast/broadcast_cors.ts";
 import { createBroadcasters, createBroker, createPubSub } from "./adapters.ts";
+import { apiRoutes } from "./api_routes.ts";
+import { setupDs } from "./ds_setup.ts";
 
 export interface App {
   /** The main server's port (useful with --port=0). */
@@ -51,6 +53,8 @@ export interface App {
   readonly nodeId: string;
   /** The Pusher HTTP API port (the main port unless --pusher_api_port), when Pusher is on. */
   readonly pusherApiPort?: number;
+  /** The REST API port when the API is mounted (the main port unless --api_port). */
+  readonly apiPort?: number;
   /** Graceful shutdown; idempotent. */
   shutdown(): Promise<void>;
 }
@@ -62,6 +66,8 @@ export interface Keys {
   streams: string;
   turbo: string;
   cableReady: string;
+  /** REST API bearer key; empty = unauthenticated. */
+  api: string;
 }
 
 /** Secrets as shared/PROTOCOL.md §14 derives them. */
@@ -78,6 +84,7 @@ export async function resolveKeys(config: Config): Promise<Keys> {
     streams,
     turbo: config.turbo_streams_secret || streams,
     cableReady: config.cable_ready_secret || streams,
+    api: config.api_secret === "none" ? "" : config.api_secret || await derive("api-cable"),
   };
 }
 
@@ -137,13 +144,15 @@ export async function startApp(
   if (pusherEnabled(config)) pusherSecret(config); // fails before anything starts
   // Built first: a bad TLS setting fails the start before anything is listening.
   const rpcClient = config.norpc ? undefined : createRpcClient(config, keys, logger);
-  const broker = await createBroker(config, logger);
-  await broker.start();
+  const baseBroker = await createBroker(config, logger);
+  await baseBroker.start();
   const pubsub = await createPubSub(config, logger);
   const hub = new Hub({
     streamAdded: (s) => pubsub.subscribe(s),
     streamRemoved: (s) => pubsub.unsubscribe(s),
   });
+  const ds = await setupDs(config, baseBroker, hub, pubsub, logger);
+  const broker = ds?.broker ?? baseBroker;
 
   let rpc: RpcCaller | undefined;
   let controller: Controller;
@@ -230,6 +239,7 @@ export async function startApp(
     rpc,
     rpcConcurrency: config.rpc_concurrency,
   });
+  ds?.stats.register(metrics);
   const metricsRoute = new Map<string, RouteHandler>();
   if (config.metrics_http) {
     metricsRoute.set(config.metrics_http, () =>
@@ -326,6 +336,7 @@ export async function startApp(
   const pusherApiApart = pusher !== undefined && config.pusher_api_port !== 0 &&
     config.pusher_api_port !== config.port;
 
+  const api = apiRoutes(config, keys.api, { publisher, broker }, logger);
   const handler = createHandler({
     wsPaths: config.path,
     healthPath: config.health_path,
@@ -343,6 +354,8 @@ export async function startApp(
       ...createTransportRoutes(config, node, logger),
       ...(pusher?.wsRoutes ?? []),
       ...(pusher && !pusherApiApart ? pusher.apiRoutes : []),
+      ...(api && !api.port ? api.routes : []),
+      ...(ds ? ds.routes(node, controller, keys.api) : []),
       ...(config.metrics_port && config.metrics_port !== config.port ? [] : metricsRoute),
       ...(extraRoutes ?? []),
     ]),
@@ -403,6 +416,16 @@ export async function startApp(
     );
   }
   const pusherApiPort = pusher ? (pusherServer?.addr.port ?? port) : undefined;
+  const apiServer = api?.port
+    ? listen(config.host, api.port, api.handler, "--api_port", tls)
+    : undefined;
+  if (api) {
+    logger.info("Handle API requests", {
+      url: `http://${config.host}:${apiServer?.addr.port ?? port}${config.api_path}`,
+      auth: keys.api ? "authorization required" : "no authorization",
+    });
+    if (!keys.api) logger.warn("API server is running without authentication");
+  }
   const actualBroadcastPort = broadcastServer
     ? broadcastServer.addr.port
     : (mountBroadcast ? port : undefined);
@@ -445,12 +468,14 @@ export async function startApp(
       // One turn for the sockets' own close frames (e.g. Pusher's 4200) to go out before the
       // HTTP server closes what is left with 1001.
       await new Promise((r) => setTimeout(r, 0));
+      await ds?.close().catch(() => {});
       await Promise.race([
         Promise.all([
           server.shutdown(),
           broadcastServer?.shutdown(),
           metricsServer?.shutdown(),
           pusherServer?.shutdown(),
+          apiServer?.shutdown(),
         ]),
         new Promise((r) => setTimeout(r, 1000)),
       ]);
@@ -468,6 +493,7 @@ export async function startApp(
     metricsPort: metricsServer?.addr.port,
     nodeId,
     pusherApiPort,
+    apiPort: api ? apiServer?.addr.port ?? port : undefined,
     node,
     publisher,
     rpc,

@@ -284,6 +284,36 @@ export const OPTIONS = {
     "Pub/sub between nodes (redis, nats, kv, none); empty = from broker/redisx/redis_url",
   ),
 
+  // REST API
+  api_port: int(0, "api", "REST API port (0 = the main port)"),
+  api_path: str(
+    "/api",
+    "api",
+    "REST API base path (<path>/publish, <path>/presence/<stream>/users)",
+  ),
+  api_secret: str(
+    "",
+    "api",
+    "REST API bearer key (derived from --secret if empty; none = no auth). The API is mounted when a key or --api_port is set, or with --public",
+  ),
+
+  // Durable Streams
+  ds: bool(false, "ds", "Serve the Durable Streams protocol (reads, writes, live modes)"),
+  ds_path: str("/ds", "ds", "Durable Streams path (<path>/<stream>)"),
+  ds_skip_auth: bool(
+    false,
+    "ds",
+    "Durable Streams reads: authorize the stream only, not the client",
+  ),
+  ds_poll_interval: int(10, "ds", "Durable Streams long-poll hold time (seconds)"),
+  ds_sse_ttl: int(60, "ds", "Longest a Durable Streams SSE response stays open (seconds)"),
+  ds_write_key: str(
+    "",
+    "ds",
+    "Bearer key for Durable Streams writes (defaults to the REST API key; none = no auth; open with --public)",
+  ),
+  ds_max_append_size: int(524288, "ds", "Largest Durable Streams append or create body (bytes)"),
+
   // Broker
   broker: str("", "broker", "Broker (memory, kv, redis, nats); empty = none"),
   kv_path: str("", "broker", "Deno KV database path for --broker=kv (:memory: allowed)"),

@@ -42,19 +42,20 @@ export function createHandler(opts: RoutesOptions): Deno.ServeHandler {
     if (opts.broadcast && path === opts.broadcast.path) {
       return opts.broadcast.broadcaster.handle(req);
     }
-    const extra = opts.extra && (opts.extra.get(path) ?? prefixRoute(opts.extra, path));
+    const extra = opts.extra?.get(path) ?? prefixRoute(opts.extra, path);
     if (extra) return extra(req, remoteAddr);
     return new Response("not found\n", { status: 404 });
   };
 }
 
-/** The route of a `prefix*` key that `path` starts with (e.g. Pusher's `/app/*`). */
+/** The route whose `prefix*` key matches `path` (REST API and Durable Streams mount this way). */
 export function prefixRoute(
-  routes: Map<string, RouteHandler>,
+  routes: Map<string, RouteHandler> | undefined,
   path: string,
 ): RouteHandler | undefined {
+  if (!routes) return undefined;
   for (const [pattern, route] of routes) {
-    if (pattern.endsWith("*") && path.startsWith(pattern.slice(0, -1))) return route;
+    if (pattern.endsWith("*") && pathMatches(pattern, path)) return route;
   }
   return undefined;
 }
