@@ -1,7 +1,7 @@
 /**
- * Parses a gRPC `--rpc_host` into the list of `host:port` endpoints to dial
- * (shared/PROTOCOL.md §7.4): `host:port`, `dns:///host:port` (also `dns://authority/host:port`
- * and `dns:host:port`), and `grpc-list://h1:p1,h2:p2` for client-side round-robin.
+ * Parses a gRPC `--rpc_host` into the list of `host:port` endpoints to dial: `host:port`,
+ * `dns:///host:port` (also `dns://authority/host:port` and `dns:host:port`), and
+ * `grpc-list://h1:p1,h2:p2` for client-side round-robin.
  */
 
 export interface GrpcEndpoint {
