@@ -11,6 +11,7 @@ import { NoRpcController } from "../node/norpc_controller.ts";
 import { Publisher } from "../node/publisher.ts";
 import { DisconnectQueue } from "../rpc/disconnect_queue.ts";
 import { GrpcRpcClient } from "../rpc/grpc_rpc_client.ts";
+import { grpcTlsOptions } from "../rpc/grpc_tls.ts";
 import { HttpRpcClient } from "../rpc/http_rpc_client.ts";
 import { RpcCaller } from "../rpc/rpc_caller.ts";
 import type { RpcClient } from "../rpc/rpc_client.ts";
@@ -63,7 +64,7 @@ export async function resolveKeys(config: Config): Promise<Keys> {
   };
 }
 
-function createRpcClient(config: Config, keys: Keys): RpcClient {
+function createRpcClient(config: Config, keys: Keys, logger: Logger): RpcClient {
   const impl = config.rpc_impl || (/^https?:\/\//.test(config.rpc_host) ? "http" : "grpc");
   if (impl === "http") {
     return new HttpRpcClient({
@@ -76,6 +77,8 @@ function createRpcClient(config: Config, keys: Keys): RpcClient {
   return new GrpcRpcClient({
     host: config.rpc_host,
     requestTimeout: config.rpc_request_timeout,
+    tls: grpcTlsOptions(config),
+    logger,
   });
 }
 
@@ -99,7 +102,7 @@ export async function startApp(
   if (config.norpc) {
     controller = new NoRpcController();
   } else {
-    rpc = new RpcCaller(createRpcClient(config, keys), {
+    rpc = new RpcCaller(createRpcClient(config, keys, logger), {
       concurrency: config.rpc_concurrency,
       callTimeout: Math.max(config.rpc_request_timeout, 3000),
       logger,

@@ -76,6 +76,13 @@ export const OPTIONS = {
   // RPC
   rpc_host: str("localhost:50051", "rpc", "RPC service address (http(s)://... for HTTP RPC)"),
   rpc_impl: str("", "rpc", "RPC implementation (http, grpc); picked from rpc_host when empty"),
+  rpc_enable_tls: bool(false, "rpc", "Connect to the gRPC backend over TLS"),
+  rpc_tls_root_ca: str(
+    "",
+    "rpc",
+    "Root CA for the RPC server's certificate: a PEM file path or PEM text (gRPC, gRPC-web and https:// HTTP RPC)",
+  ),
+  rpc_tls_verify: bool(true, "rpc", "Verify the RPC server's TLS certificate"),
   http_rpc_secret: str("", "rpc", "HTTP RPC authentication key (derived from --secret if empty)"),
   rpc_request_timeout: int(3000, "rpc", "RPC request timeout (milliseconds)"),
   rpc_concurrency: int(28, "rpc", "Maximum number of concurrent RPC calls"),
