@@ -1,5 +1,6 @@
 // A misbehaving gRPC backend for fault tests, run with the system `node` (a separate process,
-// so `kill -9` is a real crash). It listens on 127.0.0.1 (argv[2] = port, 0 = any) and takes
+// so `kill -9` is a real crash). It listens on 127.0.0.1 (argv[2] = port, 0 = any; with
+// argv[3]/argv[4] = PEM key/certificate paths it serves TLS with ALPN h2 instead) and takes
 // one JSON command per stdin line; it reports on stdout, one JSON line each:
 //   {"event":"listening","port":N}  {"event":"mode","mode":M} (ack)  {"event":"stream"}
 //   {"event":"conn"}
@@ -22,6 +23,7 @@
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as readline from "node:readline";
+import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 
 const RAW = new Set(["silent", "garbage", "halfframe", "hugeframe", "badhpack"]);
@@ -58,7 +60,10 @@ function answer(stream, path) {
   stream.end(grpcFrame(path.endsWith("/Connect") ? CONNECT_OK : STATUS_OK));
 }
 
-const h2 = http2.createServer();
+const [keyPath, certPath] = process.argv.slice(3);
+const h2 = keyPath
+  ? http2.createSecureServer({ key: readFileSync(keyPath), cert: readFileSync(certPath) })
+  : http2.createServer();
 h2.on("session", (session) => {
   sessions.add(session);
   session.on("close", () => sessions.delete(session));
@@ -129,7 +134,7 @@ function raw(socket) {
   }
 }
 
-const server = net.createServer((socket) => {
+const server = keyPath ? h2 : net.createServer((socket) => {
   say({ event: "conn" });
   socket.on("error", () => {});
   if (RAW.has(mode)) {

@@ -39,8 +39,12 @@ export class FaultBackend {
   /** Incarnations started so far. */
   starts = 0;
 
-  static async start(port = 0): Promise<FaultBackend> {
+  /** TLS (ALPN h2) with these PEM files instead of h2c; raw modes do not apply then. */
+  #tls: string[] = [];
+
+  static async start(port = 0, tls?: { keyPath: string; certPath: string }): Promise<FaultBackend> {
     const backend = new FaultBackend();
+    if (tls) backend.#tls = [tls.keyPath, tls.certPath];
     await backend.#spawn(port);
     return backend;
   }
@@ -57,7 +61,7 @@ export class FaultBackend {
   async #spawn(port: number): Promise<void> {
     this.#events = new Inbox();
     this.#child = new Deno.Command("node", {
-      args: [SCRIPT, String(port)],
+      args: [SCRIPT, String(port), ...this.#tls],
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
