@@ -221,7 +221,7 @@ export class H2Connection {
       this.#streams.set(id, stream);
       signal.addEventListener("abort", stream.onAbort, { once: true });
       this.#sendHeaders(id, encodeHeaders(headers), body.length === 0);
-      this.#pumpData();
+      this.#pumpStream(stream);
     });
   }
 
@@ -452,25 +452,29 @@ export class H2Connection {
     }
   }
 
-  /** Sends request body bytes as far as the flow-control windows allow. */
+  /** Sends request body bytes of every stream as far as the flow-control windows allow. */
   #pumpData(): void {
     for (const stream of this.#streams.values()) {
-      while (stream.pending.length > 0) {
-        const n = Math.min(
-          stream.pending.length,
-          stream.sendWindow,
-          this.#connSendWindow,
-          this.#peerMaxFrame,
-        );
-        if (n <= 0) break;
-        const part = stream.pending.subarray(0, n);
-        stream.pending = stream.pending.subarray(n);
-        stream.sendWindow -= n;
-        this.#connSendWindow -= n;
-        const last = stream.pending.length === 0;
-        this.#send(encodeFrame(FrameType.DATA, last ? Flag.END_STREAM : 0, stream.id, part));
-      }
       if (this.#connSendWindow <= 0) return;
+      this.#pumpStream(stream);
+    }
+  }
+
+  #pumpStream(stream: Stream): void {
+    while (stream.pending.length > 0) {
+      const n = Math.min(
+        stream.pending.length,
+        stream.sendWindow,
+        this.#connSendWindow,
+        this.#peerMaxFrame,
+      );
+      if (n <= 0) return;
+      const part = stream.pending.subarray(0, n);
+      stream.pending = stream.pending.subarray(n);
+      stream.sendWindow -= n;
+      this.#connSendWindow -= n;
+      const last = stream.pending.length === 0;
+      this.#send(encodeFrame(FrameType.DATA, last ? Flag.END_STREAM : 0, stream.id, part));
     }
   }
 
