@@ -461,6 +461,9 @@ export class H2Connection {
   }
 
   #pumpStream(stream: Stream): void {
+    // Request bodies wait for the peer's SETTINGS, so its INITIAL_WINDOW_SIZE is respected
+    // from the first byte (HEADERS go out at once).
+    if (!this.#settingsReceived) return;
     while (stream.pending.length > 0) {
       const n = Math.min(
         stream.pending.length,
