@@ -50,6 +50,7 @@ Deno.test({
     "--rpc_impl=grpc",
     `--rpc_request_timeout=${REQUEST_TIMEOUT}`,
     "--disconnect_mode=never",
+    "--broadcast_key=k", // keyed broadcasts stay on the main port (unkeyed ones take 8090)
   ]);
   let exitCode: number | undefined;
   server.exited.then((code) => (exitCode = code));
