@@ -797,13 +797,21 @@ export class H2Connection {
     while (this.#slotWaiters.length > 0 && free-- > 0) this.#slotWaiters.shift()!();
   }
 
-  /** After a GOAWAY, the connection closes once its last stream is done. */
+  /**
+   * After a GOAWAY (or once stream ids run out), the connection closes when its last stream
+   * is done.
+   */
   #closeIfDrained(): void {
-    if (this.#goaway && this.#streams.size === 0 && !this.#closedError) {
+    const draining = this.#goaway || this.#nextStreamId >= MAX_STREAM_ID;
+    if (draining && this.#streams.size === 0 && !this.#closedError) {
       queueMicrotask(() => {
-        if (this.#streams.size === 0) {
+        if (this.#streams.size === 0 && !this.#closedError) {
           this.#fail(
-            new H2ConnectionError(`${this.#label()} went away (GOAWAY)`),
+            new H2ConnectionError(
+              this.#goaway
+                ? `${this.#label()} went away (GOAWAY)`
+                : `stream ids to ${this.#label()} ran out`,
+            ),
             ErrorCode.NO_ERROR,
           );
         }
