@@ -1,7 +1,9 @@
 /**
  * One backend endpoint: a lazily dialed, shared HTTP/2 connection (h2c, or TLS with ALPN h2)
  * that is replaced once it fails, is closed or receives a GOAWAY. Calls multiplex as streams
- * on it. Connection failures and GOAWAYs are logged here, once per connection.
+ * on it. GOAWAYs are logged here; a failed connection is a warning the first time, and while
+ * the backend stays unreachable each further failed dial is a debug line (retries dial again),
+ * until a connection works again ("gRPC connection restored").
  */
 import type { Logger } from "../logger/logger.ts";
 import { errorCodeName } from "./h2_frames.ts";
@@ -32,6 +34,8 @@ export class GrpcChannel {
   #conn: H2Connection | undefined;
   readonly #all = new Set<H2Connection>();
   #closed = false;
+  /** The last connection failed and none has worked since. */
+  #failing = false;
   /** Connections dialed so far (for tests and logs). */
   dials = 0;
 
@@ -53,6 +57,11 @@ export class GrpcChannel {
       port: this.endpoint.port,
       tls: this.#opts.tls,
       connectTimeout: this.#opts.connectTimeout,
+      onReady: () => {
+        if (!this.#failing) return;
+        this.#failing = false;
+        logger?.info("gRPC connection restored", { backend: this.origin });
+      },
       onGoaway: ({ lastStreamId, code, debug }) => {
         if (this.#conn === conn) this.#conn = undefined;
         logger?.info("gRPC backend sent GOAWAY", {
@@ -66,7 +75,10 @@ export class GrpcChannel {
         this.#all.delete(conn);
         if (this.#conn === conn) this.#conn = undefined;
         if (this.#closed || graceful) return;
-        logger?.warn("gRPC connection failed", { backend: this.origin, error: reason.message });
+        const fields = { backend: this.origin, error: reason.message };
+        if (this.#failing) logger?.debug("gRPC connection failed", fields);
+        else logger?.warn("gRPC connection failed", fields);
+        this.#failing = true;
       },
     });
     this.#all.add(conn);

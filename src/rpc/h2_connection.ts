@@ -82,6 +82,8 @@ export interface H2ConnectionOptions {
   /** Called once when the connection ends, with the reason; `graceful` for our own close
    * and for a drained GOAWAY. */
   onClose?: (reason: H2ConnectionError, graceful: boolean) => void;
+  /** Called once the peer's first SETTINGS arrived (the connection works). */
+  onReady?: () => void;
   /** Called for each GOAWAY received. */
   onGoaway?: (info: { lastStreamId: number; code: number; debug: string }) => void;
 }
@@ -688,6 +690,7 @@ export class H2Connection {
     if (!this.#settingsReceived) {
       this.#settingsReceived = true;
       clearTimeout(this.#settingsTimer);
+      this.#opts.onReady?.();
     }
     this.#pumpData();
     this.#wakeSlotWaiters();
