@@ -9,6 +9,10 @@
  * made or breaks, a stream the backend refuses or resets, and a GOAWAY before the stream was
  * processed are `RpcUnavailableError` (retried with backoff within the call budget); the
  * deadline is `RpcTimeoutError`; a malformed answer is `RpcResponseError`.
+ *
+ * Why not `fetch` with an HTTP/2-only `Deno.createHttpClient`: it reaches the backend, but a
+ * `Response` exposes no trailers, so the `grpc-status` of every successful call (and of any
+ * error sent after a message) cannot be read; only trailers-only errors show in the headers.
  */
 import type { Logger } from "../logger/logger.ts";
 import { VERSION } from "../version.ts";

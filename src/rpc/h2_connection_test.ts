@@ -288,3 +288,59 @@ Deno.test("H2Connection: a peer that never sends SETTINGS fails within the conne
     for (const c of accepted) c.close();
   }
 });
+
+Deno.test("H2Connection: a large header block goes out as HEADERS + CONTINUATION", async () => {
+  const big: HeaderField[] = [...REQ, ["x-big", "v".repeat(40_000)]];
+  await withPeer(async (peer) => {
+    await peer.write(encodeSettings([]));
+    const first = await peer.until((f) => f.type === FrameType.HEADERS);
+    assert.equal(first.flags & Flag.END_HEADERS, 0);
+    const parts = [first.payload];
+    for (;;) {
+      const f = await peer.until(() => true);
+      assert.equal(f.type, FrameType.CONTINUATION, "nothing may interleave a header block");
+      parts.push(f.payload);
+      if (f.flags & Flag.END_HEADERS) break;
+    }
+    assert.ok(parts.length >= 3 && parts.every((p) => p.length <= 16_384));
+    const block = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let off = 0;
+    for (const p of parts) {
+      block.set(p, off);
+      off += p.length;
+    }
+    assert.deepEqual(peer.decoder.decode(block), big);
+    await peer.write(
+      encodeFrame(
+        FrameType.HEADERS,
+        Flag.END_HEADERS | Flag.END_STREAM,
+        1,
+        encodeHeaders([[":status", "200"]]),
+      ),
+    );
+    await peer.frame(200);
+  }, async (conn) => {
+    const res = await conn.request(big, new Uint8Array(0), signal());
+    assert.deepEqual(res.headers, [[":status", "200"]]);
+  });
+});
+
+Deno.test("H2Connection: a peer that stops answering fails its PING check", async () => {
+  await withPeer(async (peer) => {
+    await peer.write(encodeSettings([]));
+    // Reads on, answers nothing (not even PING) until the client gives up.
+    while (await peer.frame(3000)) { /* ignore */ }
+  }, async (conn) => {
+    const timeout = AbortSignal.timeout(150);
+    await assert.rejects(conn.request(REQ, new Uint8Array(0), timeout));
+    assert.equal(conn.closed, false, "a timed-out call alone does not drop the connection");
+    const started = Date.now();
+    conn.ping(200);
+    await assert.rejects(
+      conn.request(REQ, new Uint8Array(0), signal()),
+      /did not answer a PING within 200 ms/,
+    );
+    assert.ok(Date.now() - started < 2000);
+    assert.equal(conn.closed, true);
+  });
+});
