@@ -169,7 +169,9 @@ export class H2Connection {
         ),
       );
     }, opts.connectTimeout);
-    this.#done = this.#run();
+    // #run handles its own failures; the catch only keeps a bug from becoming an unhandled
+    // rejection (which would end the process).
+    this.#done = this.#run().catch(() => {});
   }
 
   /** Whether new streams may be opened here. */
@@ -398,7 +400,7 @@ export class H2Connection {
       }
     }
     this.#out = [];
-    this.#opts.onClose?.(err, goawayCode === ErrorCode.NO_ERROR);
+    notify(() => this.#opts.onClose?.(err, goawayCode === ErrorCode.NO_ERROR));
   }
 
   // ---- output ---------------------------------------------------------------------------
@@ -414,25 +416,29 @@ export class H2Connection {
     if (this.#writing || !this.#conn) return;
     this.#writing = true;
     const conn = this.#conn;
-    queueMicrotask(async () => {
-      try {
-        while (this.#out.length > 0 && !this.#closedError) {
-          const frames = this.#out;
-          this.#out = [];
-          const data = frames.length === 1 ? frames[0] : concat(frames);
-          let off = 0;
-          while (off < data.length) off += await conn.write(data.subarray(off));
-        }
-      } catch (err) {
-        this.#fail(
-          new H2ConnectionError(`writing to ${this.#label()} failed: ${errorText(err)}`, {
-            cause: err,
-          }),
-        );
-      } finally {
-        this.#writing = false;
-      }
+    queueMicrotask(() => {
+      this.#writeLoop(conn).catch(() => {});
     });
+  }
+
+  async #writeLoop(conn: Deno.Conn): Promise<void> {
+    try {
+      while (this.#out.length > 0 && !this.#closedError) {
+        const frames = this.#out;
+        this.#out = [];
+        const data = frames.length === 1 ? frames[0] : concat(frames);
+        let off = 0;
+        while (off < data.length) off += await conn.write(data.subarray(off));
+      }
+    } catch (err) {
+      this.#fail(
+        new H2ConnectionError(`writing to ${this.#label()} failed: ${errorText(err)}`, {
+          cause: err,
+        }),
+      );
+    } finally {
+      this.#writing = false;
+    }
   }
 
   #sendHeaders(id: number, block: Uint8Array, endStream: boolean): void {
@@ -690,7 +696,7 @@ export class H2Connection {
     if (!this.#settingsReceived) {
       this.#settingsReceived = true;
       clearTimeout(this.#settingsTimer);
-      this.#opts.onReady?.();
+      notify(() => this.#opts.onReady?.());
     }
     this.#pumpData();
     this.#wakeSlotWaiters();
@@ -716,7 +722,7 @@ export class H2Connection {
     const debug = new TextDecoder().decode(payload.subarray(8, 8 + 256));
     const last = Math.min(lastStreamId, this.#goaway?.lastStreamId ?? MAX_STREAM_ID);
     this.#goaway = { lastStreamId: last, code };
-    this.#opts.onGoaway?.({ lastStreamId, code, debug });
+    notify(() => this.#opts.onGoaway?.({ lastStreamId, code, debug }));
     for (const stream of [...this.#streams.values()]) {
       if (stream.id <= last) continue;
       this.#endStream(stream);
@@ -833,6 +839,15 @@ function concat(parts: Uint8Array[]): Uint8Array {
     off += p.length;
   }
   return out;
+}
+
+/** Runs an owner's callback; its failure must not break the connection's bookkeeping. */
+function notify(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // the owner's problem (a logger that throws); the connection carries on
+  }
 }
 
 function closeQuietly(conn: Deno.Conn): void {
