@@ -128,6 +128,8 @@ export class H2Connection {
   #closedError: H2ConnectionError | undefined;
   #goaway: { lastStreamId: number; code: number } | undefined;
   #settingsReceived = false;
+  /** Calls waiting for the peer's first SETTINGS (woken on it, or on failure). */
+  readonly #readyWaiters: Array<() => void> = [];
   #settingsTimer: ReturnType<typeof setTimeout> | undefined;
   // Peer settings.
   #peerMaxConcurrent = Infinity;
@@ -194,6 +196,10 @@ export class H2Connection {
     body: Uint8Array,
     signal: AbortSignal,
   ): Promise<H2Response> {
+    // Streams open once the peer's SETTINGS are known (its MAX_CONCURRENT_STREAMS and windows).
+    if (!this.#settingsReceived && !this.#closedError) {
+      await this.#wait(this.#readyWaiters, signal);
+    }
     while (this.#streams.size >= this.#peerMaxConcurrent && this.usable) {
       await this.#waitForSlot(signal);
     }
@@ -256,10 +262,15 @@ export class H2Connection {
   }
 
   #waitForSlot(signal: AbortSignal): Promise<void> {
+    return this.#wait(this.#slotWaiters, signal);
+  }
+
+  /** Waits in `queue` until woken, or rejects when `signal` aborts. */
+  #wait(queue: Array<() => void>, signal: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => {
-        const i = this.#slotWaiters.indexOf(wake);
-        if (i >= 0) this.#slotWaiters.splice(i, 1);
+        const i = queue.indexOf(wake);
+        if (i >= 0) queue.splice(i, 1);
         reject(signal.reason);
       };
       const wake = () => {
@@ -268,7 +279,7 @@ export class H2Connection {
       };
       if (signal.aborted) return reject(signal.reason);
       signal.addEventListener("abort", onAbort, { once: true });
-      this.#slotWaiters.push(wake);
+      queue.push(wake);
     });
   }
 
@@ -390,6 +401,7 @@ export class H2Connection {
       stream.reject(err);
     }
     for (const wake of this.#slotWaiters.splice(0)) wake();
+    for (const wake of this.#readyWaiters.splice(0)) wake();
     const conn = this.#conn;
     if (conn) {
       if (goawayCode !== undefined) {
@@ -469,9 +481,7 @@ export class H2Connection {
   }
 
   #pumpStream(stream: Stream): void {
-    // Request bodies wait for the peer's SETTINGS, so its INITIAL_WINDOW_SIZE is respected
-    // from the first byte (HEADERS go out at once).
-    if (!this.#settingsReceived) return;
+    if (!this.#settingsReceived) return; // streams open only after SETTINGS; kept as a guard
     while (stream.pending.length > 0) {
       const n = Math.min(
         stream.pending.length,
@@ -697,6 +707,7 @@ export class H2Connection {
       this.#settingsReceived = true;
       clearTimeout(this.#settingsTimer);
       notify(() => this.#opts.onReady?.());
+      for (const wake of this.#readyWaiters.splice(0)) wake();
     }
     this.#pumpData();
     this.#wakeSlotWaiters();

@@ -344,3 +344,33 @@ Deno.test("H2Connection: a peer that stops answering fails its PING check", asyn
     assert.equal(conn.closed, true);
   });
 });
+
+Deno.test("H2Connection: calls beyond the peer's MAX_CONCURRENT_STREAMS wait for a free stream", async () => {
+  const ok = encodeHeaders([[":status", "200"]]);
+  await withPeer(async (peer) => {
+    await peer.write(encodeSettings([[Setting.MAX_CONCURRENT_STREAMS, 2]]));
+    let open = 0;
+    let answered = 0;
+    while (answered < 5) {
+      const f = await peer.frame(300);
+      if (f?.type === FrameType.HEADERS) {
+        open++;
+        assert.ok(open <= 2, `${open} streams open at once`);
+        continue;
+      }
+      if (f && f.type !== FrameType.HEADERS) continue;
+      // Quiet: the client waits for a slot; answer the oldest open stream.
+      assert.equal(open, Math.min(2, 5 - answered), "the client fills the free slots");
+      const id = answered * 2 + 1;
+      await peer.write(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, ok));
+      open--;
+      answered++;
+    }
+    await peer.frame(200);
+  }, async (conn) => {
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => conn.request(REQ, new Uint8Array(0), signal())),
+    );
+    assert.equal(results.length, 5);
+  });
+});
