@@ -8,7 +8,7 @@ export interface GrpcEndpoint {
   /** Host name or IP (IPv6 without brackets). */
   host: string;
   port: number;
-  /** `http://host:port` (IPv6 bracketed), the authority node:http2 dials. */
+  /** `http://host:port` (IPv6 bracketed), for logs and errors. */
   origin: string;
 }
 
