@@ -145,12 +145,10 @@ export class H2Connection {
   #pingTimer: ReturnType<typeof setTimeout> | undefined;
   #pendingBlock: PendingBlock | undefined;
   readonly #done: Promise<void>;
-  /** Frames received (for liveness decisions). */
-  framesReceived = 0;
 
   constructor(opts: H2ConnectionOptions) {
     this.#opts = opts;
-    // Our preface goes out first; requests may follow before the peer's SETTINGS arrive.
+    // Our preface, SETTINGS and a larger connection window go out as soon as the socket is up.
     const preface = new Uint8Array(PREFACE.length);
     preface.set(PREFACE);
     this.#out.push(
@@ -373,7 +371,6 @@ export class H2Connection {
         if (end - start < FRAME_HEADER + header.length) break;
         const payload = buf.slice(start + FRAME_HEADER, start + FRAME_HEADER + header.length);
         start += FRAME_HEADER + header.length;
-        this.framesReceived++;
         this.#onFrame(header.type, header.flags, header.streamId, payload);
       }
       if (start === end) start = end = 0;
