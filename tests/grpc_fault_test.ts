@@ -1,11 +1,11 @@
 /**
  * The Cableway process against a gRPC backend that misbehaves in every way we know of: GOAWAY
- * (graceful, and with the stream left unanswered), RST_STREAM storms, stalls, half answers, kill -9 mid-call,
- * graceful restarts, and raw TCP peers that stay silent, send garbage, half frames, huge frames
- * or undecodable HPACK. The backend is a separate `node` process; Cableway is a separate Deno
- * process. Over ≥ 100 trials the server must survive, every session must settle (welcome or
- * a server_error disconnect) within the call budget, and a fresh session must work after each
- * fault.
+ * (one step; two steps, as gRPC servers shut down gracefully; and with the stream left
+ * unanswered), RST_STREAM storms, stalls, half answers, kill -9 mid-call, graceful restarts, and
+ * raw TCP peers that stay silent, send garbage, half frames, huge frames or undecodable HPACK.
+ * The backend is a separate `node` process; Cableway is a separate Deno process. Over ≥ 100
+ * trials the server must survive, every session must settle (welcome or a server_error
+ * disconnect) within the call budget, and a fresh session must work after each fault.
  */
 import assert from "node:assert/strict";
 import { FaultBackend, type FaultMode, hasNode } from "./support/grpc_fault_process.ts";
@@ -14,7 +14,7 @@ import { WsClient } from "./support/ws_client.ts";
 
 type Fault = FaultMode | "kill" | "restart";
 
-const STREAM_FAULTS: Fault[] = ["goaway", "goawaystall", "rst", "stall", "half"];
+const STREAM_FAULTS: Fault[] = ["goaway", "goaway2", "goawaystall", "rst", "stall", "half"];
 const RAW_FAULTS: Fault[] = ["silent", "garbage", "halfframe", "hugeframe", "badhpack"];
 const FAULTS: Fault[] = [...STREAM_FAULTS, ...RAW_FAULTS, "kill", "restart"];
 const MIN_TRIALS = 100;
@@ -72,7 +72,9 @@ Deno.test({
         const before = backend.streams;
         await backend.setMode(fault as FaultMode);
         open();
-        await backend.waitForStreams(before + (fault === "goaway" ? 2 : 1));
+        await backend.waitForStreams(
+          before + (fault === "goaway" ? 2 : fault === "goaway2" ? 3 : 1),
+        );
         await backend.setMode("ok");
       } else if (RAW_FAULTS.includes(fault)) {
         await backend.setMode(fault as FaultMode);

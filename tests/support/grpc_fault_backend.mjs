@@ -8,6 +8,9 @@
 //   ok           answer Connect/Command/Disconnect with status SUCCESS (+ a welcome)
 //   goaway       answer, and close the session gracefully (GOAWAY) on its 2nd stream
 //   goawaystall  GOAWAY (covering the stream) on each stream, which is then never answered
+//   goaway2      a two-step graceful shutdown on the 3rd stream of a session, as gRPC servers do
+//                it: GOAWAY with the largest stream id, answer, then GOAWAY with the last
+//                stream id seen and close once the accepted streams are done
 //   rst          reset each stream with a rotating error code (a storm when many calls come)
 //   stall        never answer
 //   half         send the response headers and half a message, then never finish
@@ -87,6 +90,17 @@ h2.on("stream", (stream, headers) => {
       case "goaway":
         answer(stream, path);
         if (session.streams >= 2 && !session.closed) session.close();
+        return;
+      case "goaway2":
+        answer(stream, path);
+        if (session.streams === 3 && !session.closed && !session.destroyed) {
+          session.goaway(0, 2 ** 31 - 1);
+          setTimeout(() => {
+            if (session.closed || session.destroyed) return;
+            session.goaway(0, stream.id);
+            session.close();
+          }, 5);
+        }
         return;
       case "goawaystall":
         if (!session.closed && !session.destroyed) session.goaway(0, 0);

@@ -11,6 +11,7 @@ export type FaultMode =
   | "ok"
   | "goaway"
   | "goawaystall"
+  | "goaway2"
   | "rst"
   | "stall"
   | "half"
