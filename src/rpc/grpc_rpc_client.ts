@@ -57,7 +57,7 @@ export interface GrpcRpcClientOptions {
   requestTimeout: number;
   /** TLS (ALPN h2) instead of h2c; `caCerts` replace the system roots. */
   tls?: H2TlsOptions;
-  /** Budget for connecting and the backend's HTTP/2 SETTINGS, ms (default: min(5000, requestTimeout)). */
+  /** Budget for connecting and the backend's HTTP/2 SETTINGS, ms (default: half the request timeout, 1-5 s). */
   connectTimeout?: number;
   logger?: Logger;
 }
@@ -72,7 +72,10 @@ export class GrpcRpcClient implements RpcClient {
   #next = 0;
 
   constructor(opts: GrpcRpcClientOptions) {
-    const connectTimeout = opts.connectTimeout ?? Math.min(5000, opts.requestTimeout);
+    // Shorter than a call, so a backend that accepts TCP but never speaks HTTP/2 fails the
+    // connection (retried) before the call's own deadline (not retried).
+    const connectTimeout = opts.connectTimeout ??
+      Math.min(5000, Math.max(1000, opts.requestTimeout / 2));
     this.#channels = parseGrpcTarget(opts.host).map((e) =>
       new GrpcChannel(e, { tls: opts.tls, connectTimeout, logger: opts.logger })
     );
@@ -147,9 +150,14 @@ export class GrpcRpcClient implements RpcClient {
       res = await conn.request(headers, encodeGrpcFrame(body), signal);
     } catch (err) {
       if (signal.aborted) {
-        // The backend may be wedged rather than slow: a PING tells which, and a connection
-        // that does not answer it is dropped so the next call dials afresh.
-        conn.ping(Math.min(5000, Math.max(1000, this.#timeout)));
+        if (!conn.ready) {
+          // Not even HTTP/2 SETTINGS within a call's deadline: the next call dials afresh.
+          conn.abandon(`no HTTP/2 SETTINGS within a call's deadline (${this.#timeout} ms)`);
+        } else {
+          // The backend may be wedged rather than slow: a PING tells which, and a connection
+          // that does not answer it is dropped so the next call dials afresh.
+          conn.ping(Math.min(5000, Math.max(1000, this.#timeout)));
+        }
         throw timedOut();
       }
       throw this.#transportError(name, channel.origin, err);

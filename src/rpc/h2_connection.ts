@@ -183,6 +183,16 @@ export class H2Connection {
     return this.#closedError !== undefined;
   }
 
+  /** Whether the peer's SETTINGS arrived (the peer speaks HTTP/2). */
+  get ready(): boolean {
+    return this.#settingsReceived;
+  }
+
+  /** Gives the connection up as failed (open streams fail with `reason`; the owner logs it). */
+  abandon(reason: string): void {
+    this.#fail(new H2ConnectionError(`${this.#label()}: ${reason}`));
+  }
+
   /** Streams open now. */
   get activeStreams(): number {
     return this.#streams.size;
