@@ -150,6 +150,8 @@ export class GrpcRpcClient implements RpcClient {
       res = await conn.request(headers, encodeGrpcFrame(body), signal);
     } catch (err) {
       if (signal.aborted) {
+        // Only our own deadline says something about the backend (not a caller's cancel).
+        if (!timeout.aborted) throw timedOut();
         if (!conn.ready) {
           // Not even HTTP/2 SETTINGS within a call's deadline: the next call dials afresh.
           conn.abandon(`no HTTP/2 SETTINGS within a call's deadline (${this.#timeout} ms)`);
