@@ -125,7 +125,7 @@ for (
       "gRPC",
       (p: number) => `127.0.0.1:${p}`,
       (p: number) =>
-        new RegExp(`connect: gRPC backend 127\\.0\\.0\\.1:${p} unreachable: .*ECONNREFUSED`),
+        new RegExp(`connect: gRPC backend 127\\.0\\.0\\.1:${p} unreachable: .*Connection refused`),
     ],
   ] as const
 ) {

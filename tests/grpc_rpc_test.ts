@@ -9,7 +9,9 @@ import {
   type RawGrpcMode,
   startRawGrpcBackend,
 } from "./support/grpc_backend.ts";
+import { FaultBackend, hasNode } from "./support/grpc_fault_process.ts";
 import { startServer } from "./support/server.ts";
+import { hasOpenssl, makeTestCerts } from "./support/test_certs.ts";
 import { WsClient } from "./support/ws_client.ts";
 
 const chat = (stream = "chat_1") => JSON.stringify({ channel: "ChatChannel", stream });
@@ -369,5 +371,86 @@ Deno.test("GrpcRpcClient: malformed answers, HTTP errors, trailers-only, abort, 
   } finally {
     await client.close();
     await raw.stop();
+  }
+});
+
+Deno.test({
+  name: "gRPC over TLS: --rpc_enable_tls with --rpc_tls_root_ca (file or PEM text); bad setups " +
+    "(needs node and openssl)",
+  ignore: !hasOpenssl() || !hasNode(),
+}, async () => {
+  const certs = await makeTestCerts();
+  // Node's own TLS + HTTP/2 server in a child process (ALPN h2), answering every call.
+  const backend = await FaultBackend.start(0, {
+    keyPath: `${certs.dir}/server.key`,
+    certPath: `${certs.dir}/server.pem`,
+  });
+  try {
+    // The CA file against the IP; then the CA as PEM text against the "localhost" name.
+    for (
+      const [host, ca] of [
+        [backend.address, certs.caCertPath],
+        [`localhost:${backend.port}`, certs.caCert],
+      ]
+    ) {
+      const server = await startServer([
+        `--rpc_host=${host}`,
+        "--rpc_enable_tls",
+        `--rpc_tls_root_ca=${ca}`,
+      ]);
+      try {
+        const client = new WsClient(server.wsUrl);
+        await client.waitFor((f) => f.type === "welcome");
+        await client.close();
+        assert.equal(server.app.rpc!.stats.errors, 0);
+      } finally {
+        await server.stop();
+      }
+    }
+    const streams = backend.streams; // Connect + Disconnect per session
+    assert.ok(streams >= 2, `${streams} streams`);
+
+    // Without the CA the certificate is not trusted: the session fails, with a log line.
+    const untrusted = await startServer([
+      `--rpc_host=${backend.address}`,
+      "--rpc_enable_tls",
+      "--rpc_request_timeout=500",
+    ]);
+    try {
+      const client = new WsClient(untrusted.wsUrl);
+      const msg = await client.waitFor((f) => f.type === "disconnect", 8000);
+      assert.equal(msg.reason, "server_error");
+      const failures = untrusted.logs.filter((l) => l.msg === "gRPC connection failed");
+      assert.ok(
+        failures.some((l) => /certificate|issuer/i.test(String(l.error))),
+        JSON.stringify(failures),
+      );
+    } finally {
+      await untrusted.stop();
+    }
+
+    // A plain-text (h2c) client against the TLS port fails cleanly too.
+    const plain = await startServer([`--rpc_host=${backend.address}`, "--rpc_request_timeout=500"]);
+    try {
+      const client = new WsClient(plain.wsUrl);
+      const msg = await client.waitFor((f) => f.type === "disconnect", 8000);
+      assert.equal(msg.reason, "server_error");
+    } finally {
+      await plain.stop();
+    }
+    assert.equal(backend.streams, streams, "no call got through without TLS trust");
+
+    // Refused at startup with a message that says what to do instead.
+    await assert.rejects(
+      startServer([`--rpc_host=${backend.address}`, "--rpc_enable_tls", "--rpc_tls_verify=false"]),
+      /rpc_tls_verify=false is not supported.*--rpc_tls_root_ca/,
+    );
+    await assert.rejects(
+      startServer([`--rpc_host=${backend.address}`, "--rpc_enable_tls", "--rpc_tls_root_ca=/nope"]),
+      /--rpc_tls_root_ca: cannot read \/nope/,
+    );
+  } finally {
+    await backend.stop();
+    await Deno.remove(certs.dir, { recursive: true });
   }
 });

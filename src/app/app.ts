@@ -12,6 +12,7 @@ import { Publisher } from "../node/publisher.ts";
 import { DisconnectQueue } from "../rpc/disconnect_queue.ts";
 import { GrpcRpcClient } from "../rpc/grpc_rpc_client.ts";
 import { type GrpcWebMode, GrpcWebRpcClient } from "../rpc/grpc_web_client.ts";
+import { grpcTlsOptions } from "../rpc/grpc_tls.ts";
 import { HttpRpcClient } from "../rpc/http_rpc_client.ts";
 import { RpcCaller } from "../rpc/rpc_caller.ts";
 import type { RpcClient } from "../rpc/rpc_client.ts";
@@ -128,6 +129,8 @@ function createRpcClient(config: Config, keys: Keys, logger: Logger): RpcClient 
     requestTimeout: config.rpc_request_timeout,
     maxRecvSize: config.rpc_max_call_recv_size || undefined,
     maxSendSize: config.rpc_max_call_send_size || undefined,
+    tls: grpcTlsOptions(config),
+    logger,
   });
 }
 

@@ -1,11 +1,21 @@
 /**
- * AnyCable RPC over native gRPC (shared/PROTOCOL.md §7.4): unary calls to
- * `/anycable.RPC/{Connect,Command,Disconnect}` as HTTP/2 (h2c) streams via `node:http2`,
- * with gRPC framing, `sid`/`protov` metadata, `grpc-timeout` + AbortSignal deadlines and the
- * status taken from the trailers. Endpoints from `grpc-list://` are used round-robin.
+ * AnyCable RPC over native gRPC: unary calls to `/anycable.RPC/{Connect,Command,Disconnect}`
+ * as HTTP/2 streams on Cableway's own HTTP/2 client (h2_connection.ts; h2c with prior
+ * knowledge, or TLS with ALPN h2), with gRPC framing, `sid`/`protov` metadata, `grpc-timeout`
+ * + AbortSignal deadlines and the status taken from the trailers. Endpoints from
+ * `grpc-list://` are used round-robin.
+ *
+ * Failures map onto the RPC errors the caller retries or not: a connection that cannot be
+ * made or breaks, a stream the backend refuses or resets, and a GOAWAY before the stream was
+ * processed are `RpcUnavailableError` (retried with backoff within the call budget); the
+ * deadline is `RpcTimeoutError`; a malformed answer is `RpcResponseError`.
+ *
+ * Why not `fetch` with an HTTP/2-only `Deno.createHttpClient`: it reaches the backend, but a
+ * `Response` exposes no trailers, so the `grpc-status` of every successful call (and of any
+ * error sent after a message) cannot be read; only trailers-only errors show in the headers.
  */
+import type { Logger } from "../logger/logger.ts";
 import { causeText } from "../util/cause_text.ts";
-import * as http2 from "node:http2";
 import { VERSION } from "../version.ts";
 import { GrpcChannel, GrpcChannelClosedError } from "./grpc_channel.ts";
 import {
@@ -24,6 +34,9 @@ import {
 } from "./grpc_framing.ts";
 import { GrpcCode, grpcCodeFromHttp, grpcStatusError } from "./grpc_status.ts";
 import { parseGrpcTarget } from "./grpc_target.ts";
+import { ErrorCode } from "./h2_frames.ts";
+import { H2ConnectionError, H2StreamError, type H2TlsOptions } from "./h2_connection.ts";
+import type { HeaderField } from "./hpack.ts";
 import {
   type CallMeta,
   type CommandRequest,
@@ -43,6 +56,11 @@ export interface GrpcRpcClientOptions {
   host: string;
   /** Per-request timeout, ms (sent as `grpc-timeout` and enforced locally). */
   requestTimeout: number;
+  /** TLS (ALPN h2) instead of h2c; `caCerts` replace the system roots. */
+  tls?: H2TlsOptions;
+  /** Budget for connecting and the backend's HTTP/2 SETTINGS, ms (default: half the request timeout, 1-5 s). */
+  connectTimeout?: number;
+  logger?: Logger;
   /** `--rpc_max_call_recv_size`: largest response message (bytes). */
   maxRecvSize?: number;
   /** `--rpc_max_call_send_size`: largest request message (bytes). */
@@ -51,31 +69,27 @@ export interface GrpcRpcClientOptions {
 
 type Method = "Connect" | "Command" | "Disconnect";
 
-const {
-  HTTP2_HEADER_METHOD,
-  HTTP2_HEADER_PATH,
-  HTTP2_HEADER_STATUS,
-  HTTP2_HEADER_CONTENT_TYPE,
-  HTTP2_HEADER_TE,
-  HTTP2_HEADER_USER_AGENT,
-  NGHTTP2_CANCEL,
-  NGHTTP2_REFUSED_STREAM,
-  NGHTTP2_ENHANCE_YOUR_CALM,
-} = http2.constants;
-
 export class GrpcRpcClient implements RpcClient {
   readonly name = "grpc";
   readonly #channels: GrpcChannel[];
   readonly #timeout: number;
+  readonly #scheme: string;
   readonly #maxRecv?: number;
   readonly #maxSend: number;
   #next = 0;
 
   constructor(opts: GrpcRpcClientOptions) {
+    // Shorter than a call, so a backend that accepts TCP but never speaks HTTP/2 fails the
+    // connection (retried) before the call's own deadline (not retried).
+    const connectTimeout = opts.connectTimeout ??
+      Math.min(5000, Math.max(1000, opts.requestTimeout / 2));
+    this.#channels = parseGrpcTarget(opts.host).map((e) =>
+      new GrpcChannel(e, { tls: opts.tls, connectTimeout, logger: opts.logger })
+    );
+    this.#timeout = opts.requestTimeout;
+    this.#scheme = opts.tls ? "https" : "http";
     this.#maxRecv = opts.maxRecvSize;
     this.#maxSend = opts.maxSendSize ?? Infinity;
-    this.#channels = parseGrpcTarget(opts.host).map((e) => new GrpcChannel(e));
-    this.#timeout = opts.requestTimeout;
   }
 
   /** The channels, in round-robin order (for diagnostics and tests). */
@@ -99,7 +113,7 @@ export class GrpcRpcClient implements RpcClient {
     await Promise.all(this.#channels.map((c) => c.close()));
   }
 
-  #unary<T>(
+  async #unary<T>(
     method: Method,
     body: Uint8Array,
     decode: (bytes: Uint8Array) => T,
@@ -115,176 +129,133 @@ export class GrpcRpcClient implements RpcClient {
           : `${name}: call aborted (deadline)`,
         { cause: signal.reason },
       );
-    if (signal.aborted) return Promise.reject(timedOut());
+    if (signal.aborted) throw timedOut();
     if (body.length > this.#maxSend) {
-      return Promise.reject(
-        new RpcResponseError(
-          `${name}: request of ${body.length} bytes exceeds --rpc_max_call_send_size (${this.#maxSend})`,
-        ),
+      throw new RpcResponseError(
+        `${name}: request of ${body.length} bytes exceeds --rpc_max_call_send_size (${this.#maxSend})`,
       );
     }
 
     const channel = this.#channels[this.#next++ % this.#channels.length];
-    let session: http2.ClientHttp2Session;
+    let conn;
     try {
-      session = channel.session();
+      conn = channel.connection();
     } catch (err) {
-      const text = `${name}: ${errorText(err)}`;
-      return Promise.reject(
-        err instanceof GrpcChannelClosedError
-          ? new RpcResponseError(text, { cause: err })
-          : new RpcUnavailableError(text, { cause: err }),
+      throw err instanceof GrpcChannelClosedError
+        ? new RpcResponseError(`${name}: ${err.message}`, { cause: err })
+        : new RpcUnavailableError(`${name}: ${errorText(err)}`, { cause: err });
+    }
+    const { host, port } = channel.endpoint;
+    const headers: HeaderField[] = [
+      [":method", "POST"],
+      [":scheme", this.#scheme],
+      [":path", `/anycable.RPC/${method}`],
+      [":authority", `${host.includes(":") ? `[${host}]` : host}:${port}`],
+      ["content-type", "application/grpc"],
+      ["te", "trailers"],
+      ["user-agent", `cableway/${VERSION}`],
+      ["grpc-timeout", formatGrpcTimeout(this.#timeout)],
+      ["grpc-accept-encoding", "identity"],
+      ["sid", meta.sid],
+      ["protov", "v1"],
+    ];
+    let res;
+    try {
+      res = await conn.request(headers, encodeGrpcFrame(body), signal);
+    } catch (err) {
+      if (signal.aborted) {
+        // Only our own deadline says something about the backend (not a caller's cancel).
+        if (!timeout.aborted) throw timedOut();
+        if (!conn.ready) {
+          // Not even HTTP/2 SETTINGS within a call's deadline: the next call dials afresh.
+          conn.abandon(`no HTTP/2 SETTINGS within a call's deadline (${this.#timeout} ms)`);
+        } else {
+          // The backend may be wedged rather than slow: a PING tells which, and a connection
+          // that does not answer it is dropped so the next call dials afresh.
+          conn.ping(Math.min(5000, Math.max(1000, this.#timeout)));
+        }
+        throw timedOut();
+      }
+      throw this.#transportError(name, target(channel.endpoint), err);
+    }
+
+    const head = lastValues(res.headers);
+    const tail = res.trailers ? lastValues(res.trailers) : undefined;
+    const status = tail?.get("grpc-status") ?? head.get("grpc-status");
+    if (status === undefined) {
+      const httpStatus = Number(head.get(":status") ?? 0);
+      if (httpStatus !== 200) {
+        throw grpcStatusError(
+          name,
+          grpcCodeFromHttp(httpStatus),
+          `HTTP ${httpStatus} from gRPC backend ${target(channel.endpoint)}`,
+        );
+      }
+      throw new RpcResponseError(`${name}: stream ended without grpc-status`);
+    }
+    const code = Number(status);
+    if (code !== GrpcCode.OK) {
+      const message = tail?.get("grpc-message") ?? head.get("grpc-message");
+      throw grpcStatusError(name, code, decodeGrpcMessage(message));
+    }
+    const reader = new GrpcFrameReader(this.#maxRecv);
+    try {
+      reader.push(res.body);
+    } catch (err) {
+      throw new RpcResponseError(`${name}: ${errorText(err)}`, { cause: err });
+    }
+    if (reader.messages.length !== 1 || reader.leftover !== 0) {
+      throw new RpcResponseError(
+        `${name}: expected one response message, got ${reader.messages.length}` +
+          (reader.leftover ? ` and ${reader.leftover} stray bytes` : ""),
       );
     }
-    let stream: http2.ClientHttp2Stream;
     try {
-      stream = session.request({
-        [HTTP2_HEADER_METHOD]: "POST",
-        [HTTP2_HEADER_PATH]: `/anycable.RPC/${method}`,
-        [HTTP2_HEADER_CONTENT_TYPE]: "application/grpc",
-        [HTTP2_HEADER_TE]: "trailers",
-        [HTTP2_HEADER_USER_AGENT]: `cableway/${VERSION}`,
-        "grpc-timeout": formatGrpcTimeout(this.#timeout),
-        "grpc-accept-encoding": "identity",
-        sid: meta.sid,
-        protov: "v1",
-      });
+      return decode(reader.messages[0]);
     } catch (err) {
-      // E.g. the session is going away or ran out of stream ids: dial afresh next time.
-      channel.reset(session);
-      return Promise.reject(
-        new RpcUnavailableError(
-          `${name}: cannot open a stream to gRPC backend ${address(channel)}: ${causeText(err)}`,
-          { cause: err },
-        ),
+      throw new RpcResponseError(`${name}: undecodable response: ${errorText(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** The error for a call whose stream or connection failed before a complete answer. */
+  #transportError(name: string, backend: string, err: unknown): Error {
+    if (err instanceof H2StreamError) {
+      if (err.local) {
+        return new RpcResponseError(`${name}: ${err.message}`, { cause: err });
+      }
+      // The backend refused or reset the stream (REFUSED_STREAM, ENHANCE_YOUR_CALM, a GOAWAY
+      // before it was processed, or a reset while busy): worth another try.
+      const calm = err.code === ErrorCode.ENHANCE_YOUR_CALM;
+      return new RpcUnavailableError(
+        `${name}: ${err.message}`,
+        calm ? { cause: err, retryBase: 200 } : { cause: err },
       );
     }
-
-    return new Promise<T>((resolve, reject) => {
-      const reader = new GrpcFrameReader(this.#maxRecv);
-      let headers: http2.IncomingHttpHeaders | undefined;
-      let trailers: http2.IncomingHttpHeaders | undefined;
-      let streamError: unknown;
-      let settled = false;
-
-      const onAbort = () => fail(timedOut());
-      const cleanup = () => {
-        signal.removeEventListener("abort", onAbort);
-      };
-      const fail = (err: Error) => {
-        if (settled) return;
-        settled = true;
-        cleanup();
-        if (!stream.closed && !stream.destroyed) stream.close(NGHTTP2_CANCEL);
-        reject(err);
-      };
-      const succeed = (value: T) => {
-        if (settled) return;
-        settled = true;
-        cleanup();
-        resolve(value);
-      };
-
-      signal.addEventListener("abort", onAbort, { once: true });
-
-      stream.on("response", (h) => {
-        headers = h;
-      });
-      stream.on("trailers", (t) => {
-        trailers = t;
-      });
-      stream.on("data", (chunk: Uint8Array) => {
-        try {
-          reader.push(chunk);
-        } catch (err) {
-          fail(new RpcResponseError(`${name}: ${errorText(err)}`, { cause: err }));
-        }
-      });
-      stream.on("error", (err) => {
-        streamError = err;
-      });
-      stream.on("close", () => {
-        if (settled) return;
-        if (signal.aborted) return fail(timedOut());
-        const status = trailers?.["grpc-status"] ?? headers?.["grpc-status"];
-        if (status === undefined) {
-          return fail(
-            this.#transportError(name, channel, session, stream, headers, streamError),
-          );
-        }
-        const code = Number(status);
-        if (code !== GrpcCode.OK) {
-          const message = trailers?.["grpc-message"] ?? headers?.["grpc-message"];
-          return fail(grpcStatusError(name, code, decodeGrpcMessage(headerText(message))));
-        }
-        if (reader.messages.length !== 1 || reader.leftover !== 0) {
-          return fail(
-            new RpcResponseError(
-              `${name}: expected one response message, got ${reader.messages.length}` +
-                (reader.leftover ? ` and ${reader.leftover} stray bytes` : ""),
-            ),
-          );
-        }
-        try {
-          succeed(decode(reader.messages[0]));
-        } catch (err) {
-          fail(
-            new RpcResponseError(`${name}: undecodable response: ${errorText(err)}`, {
-              cause: err,
-            }),
-          );
-        }
-      });
-
-      stream.end(encodeGrpcFrame(body));
+    if (err instanceof H2ConnectionError) {
+      return new RpcUnavailableError(
+        `${name}: gRPC backend ${backend} unreachable: ${causeText(err)}`,
+        { cause: err },
+      );
+    }
+    return new RpcUnavailableError(`${name}: gRPC backend ${backend}: ${causeText(err)}`, {
+      cause: err,
     });
   }
-
-  /** The error for a stream that closed without a grpc-status. */
-  #transportError(
-    name: string,
-    channel: GrpcChannel,
-    session: http2.ClientHttp2Session,
-    stream: http2.ClientHttp2Stream,
-    headers: http2.IncomingHttpHeaders | undefined,
-    cause: unknown,
-  ): Error {
-    const origin = `gRPC backend ${address(channel)}`;
-    const httpStatus = Number(headers?.[HTTP2_HEADER_STATUS] ?? 0);
-    if (headers && httpStatus !== 200) {
-      const code = grpcCodeFromHttp(httpStatus);
-      return grpcStatusError(name, code, `HTTP ${httpStatus} from ${origin}`);
-    }
-    const rst = stream.rstCode;
-    if (rst === NGHTTP2_REFUSED_STREAM || rst === NGHTTP2_ENHANCE_YOUR_CALM) {
-      return new RpcUnavailableError(`${name}: ${origin} refused the stream (RST ${rst})`, {
-        cause,
-      });
-    }
-    const dead = channel.isDead(session);
-    if (dead || !headers) {
-      if (dead) channel.reset(session);
-      return new RpcUnavailableError(
-        `${name}: gRPC backend ${address(channel)} unreachable${
-          cause ? `: ${causeText(cause)}` : ""
-        }`,
-        { cause },
-      );
-    }
-    return new RpcResponseError(
-      `${name}: stream ended without grpc-status${rst ? ` (RST ${rst})` : ""}`,
-      { cause },
-    );
-  }
 }
 
-function headerText(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(", ") : value;
+/** Header name → value (the last one when repeated). */
+function lastValues(fields: HeaderField[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const [n, v] of fields) map.set(n, v);
+  return map;
 }
 
-/** The gRPC target as the user writes it (`host:port`), not the `http://` origin dialed. */
-function address(channel: { endpoint: { origin: string } }): string {
-  return channel.endpoint.origin.replace(/^http:\/\//, "");
+/** `host:port` as an operator writes it (the error names the backend by it). */
+function target(endpoint: { host: string; port: number }): string {
+  const { host, port } = endpoint;
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
 function errorText(err: unknown): string {

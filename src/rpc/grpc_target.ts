@@ -1,14 +1,14 @@
 /**
- * Parses a gRPC `--rpc_host` into the list of `host:port` endpoints to dial
- * (shared/PROTOCOL.md §7.4): `host:port`, `dns:///host:port` (also `dns://authority/host:port`
- * and `dns:host:port`), and `grpc-list://h1:p1,h2:p2` for client-side round-robin.
+ * Parses a gRPC `--rpc_host` into the list of `host:port` endpoints to dial: `host:port`,
+ * `dns:///host:port` (also `dns://authority/host:port` and `dns:host:port`), and
+ * `grpc-list://h1:p1,h2:p2` for client-side round-robin.
  */
 
 export interface GrpcEndpoint {
   /** Host name or IP (IPv6 without brackets). */
   host: string;
   port: number;
-  /** `http://host:port` (IPv6 bracketed), the authority node:http2 dials. */
+  /** `http://host:port` (IPv6 bracketed), for logs and errors. */
   origin: string;
 }
 

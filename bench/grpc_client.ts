@@ -1,0 +1,163 @@
+/**
+ * gRPC client scenario: Cableway's HTTP/2 gRPC client (src/rpc/h2_connection.ts) against the
+ * previous `node:http2` client (kept in bench/node_http2_grpc/ for this comparison only), on
+ * bursts of 500 concurrent Connect calls to the same backend.
+ *
+ *   deno run -A bench/grpc_client.ts [--calls=500] [--rounds=20] [--reps=3]
+ *
+ * The backend is tests/support/grpc_fault_backend.mjs in its "ok" mode under the system
+ * `node` (one process for the whole run). Each measurement is a fresh Deno process running one
+ * client: one warm-up burst, then `rounds` bursts of `calls` concurrent calls, each burst
+ * awaited before the next; it reports the wall time of the measured bursts and its own CPU
+ * time. The two clients alternate, the order flipping every repetition; figures are medians
+ * over the repetitions and the ratio is new / old (below 1 = the new client is faster).
+ */
+import { parseArgs } from "node:util";
+import { GrpcRpcClient } from "../src/rpc/grpc_rpc_client.ts";
+import type { RpcClient } from "../src/rpc/rpc_client.ts";
+import { NodeHttp2GrpcRpcClient } from "./node_http2_grpc/grpc_rpc_client.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    calls: { type: "string", default: "500" },
+    rounds: { type: "string", default: "20" },
+    reps: { type: "string", default: "3" },
+    child: { type: "string" },
+    port: { type: "string" },
+  },
+});
+const calls = Number(values.calls);
+const rounds = Number(values.rounds);
+
+type Impl = "new" | "old";
+
+interface ChildResult {
+  impl: Impl;
+  ms: number;
+  cpuMs: number;
+  calls: number;
+  failures: number;
+}
+
+function cpuMs(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime (fields 14 and 15 of stat, counted after the command name).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+async function child(impl: Impl, port: number): Promise<ChildResult> {
+  const host = `127.0.0.1:${port}`;
+  const client: RpcClient = impl === "new"
+    ? new GrpcRpcClient({ host, requestTimeout: 30_000 })
+    : new NodeHttp2GrpcRpcClient({ host, requestTimeout: 30_000 });
+  const env = { url: "http://bench/cable", headers: { cookie: "session=bench" } };
+  let failures = 0;
+  const burst = () =>
+    Promise.all(
+      Array.from({ length: calls }, (_, i) =>
+        client.connect({ env }, { sid: `s${i}` }).catch(() => {
+          failures++;
+        })),
+    );
+  await burst(); // warm-up: connection, JIT
+  failures = 0;
+  const cpu0 = cpuMs();
+  const t0 = performance.now();
+  for (let r = 0; r < rounds; r++) await burst();
+  const ms = performance.now() - t0;
+  const cpu = cpuMs() - cpu0;
+  await client.close();
+  return { impl, ms, cpuMs: cpu, calls: calls * rounds, failures };
+}
+
+async function startBackend(): Promise<{ port: number; stop: () => Promise<void> }> {
+  const script = new URL("../tests/support/grpc_fault_backend.mjs", import.meta.url).pathname;
+  const proc = new Deno.Command("node", {
+    args: [script, "0"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  while (!buf.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("backend exited before listening");
+    buf += value;
+  }
+  const port = JSON.parse(buf.slice(0, buf.indexOf("\n"))).port as number;
+  // Keep draining (one line per stream) so the backend never blocks on a full pipe.
+  (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })().catch(() => {});
+  return {
+    port,
+    stop: async () => {
+      proc.kill("SIGKILL");
+      await proc.status;
+    },
+  };
+}
+
+async function runChild(impl: Impl, port: number): Promise<ChildResult> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL(import.meta.url).pathname,
+      `--child=${impl}`,
+      `--port=${port}`,
+      `--calls=${calls}`,
+      `--rounds=${rounds}`,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`${impl} client run failed`);
+  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+if (values.child) {
+  console.log(JSON.stringify(await child(values.child as Impl, Number(values.port))));
+} else {
+  const reps = Number(values.reps);
+  const backend = await startBackend();
+  const results: ChildResult[] = [];
+  try {
+    for (let rep = 0; rep < reps; rep++) {
+      const order: Impl[] = rep % 2 === 0 ? ["new", "old"] : ["old", "new"];
+      for (const impl of order) {
+        const r = await runChild(impl, backend.port);
+        results.push(r);
+        console.log(
+          `rep ${rep + 1} ${impl}: ${r.calls} calls in ${r.ms.toFixed(0)} ms ` +
+            `(${(r.calls / r.ms * 1000).toFixed(0)} calls/s, client CPU ${r.cpuMs} ms, ` +
+            `${r.failures} failed)`,
+        );
+      }
+    }
+  } finally {
+    await backend.stop();
+  }
+  const of = (impl: Impl, key: "ms" | "cpuMs") =>
+    median(results.filter((r) => r.impl === impl).map((r) => r[key]));
+  const ratio = of("new", "ms") / of("old", "ms");
+  const cpuRatio = of("new", "cpuMs") / of("old", "cpuMs");
+  console.log(
+    `\n${calls} concurrent calls x ${rounds} bursts, median of ${reps}: ` +
+      `new ${of("new", "ms").toFixed(0)} ms, old (node:http2) ${of("old", "ms").toFixed(0)} ms; ` +
+      `wall-time ratio new/old ${ratio.toFixed(2)}, client CPU ratio ${cpuRatio.toFixed(2)}`,
+  );
+  if (results.some((r) => r.failures > 0)) {
+    console.error("some calls failed: the figures are not comparable");
+    Deno.exit(1);
+  }
+}
