@@ -73,31 +73,64 @@ async function replay(
   session.send({ type: "confirm_history", identifier });
 }
 
+/** How long a gap may wait for its messages to arrive live before history is read (ms). */
+export const GAP_GRACE_MS = 100;
+
+interface PendingGap {
+  session: Session;
+  identifier: string;
+  sub: Subscription;
+  gap: Gap;
+}
+
+type Gap = Parameters<GapFiller>[3];
+
 /**
  * A gap filler for sessions of `node`: a live message jumped past offsets this subscription
- * never got; they are read from the broker and sent first (the subscription is held until
- * then). When history cannot fill the gap the client gets `reject_history` for the
- * subscription, as for a failed history request, and delivery goes on from the live message.
+ * never got (the subscription is held meanwhile). Pub/subs between nodes may deliver a
+ * stream's messages out of order, so the missing ones get `graceMs` to arrive live; what is
+ * still missing then is read from the broker (one read per stream and position, shared by
+ * the sessions waiting on it) and sent first. When history cannot fill the gap the client
+ * gets `reject_history` for the subscription, as for a failed history request, and delivery
+ * goes on from the live message.
  */
-export function gapFiller(node: Node): GapFiller {
+export function gapFiller(node: Node, graceMs = GAP_GRACE_MS): GapFiller {
+  const pending = new Map<string, PendingGap[]>();
   return (session, identifier, sub, gap) => {
-    fillGap(node, session, identifier, sub, gap).catch((err) =>
-      session.logger.error("gap fill failed", { identifier, error: err })
-    );
+    let waiting = pending.get(gap.stream);
+    if (!waiting) {
+      const list: PendingGap[] = waiting = [];
+      pending.set(gap.stream, list);
+      setTimeout(() => {
+        pending.delete(gap.stream);
+        const reads = new Map<string, Promise<StreamMessage[]>>();
+        for (const p of list) {
+          fillGap(node, p, reads).catch((err) =>
+            p.session.logger.error("gap fill failed", { identifier: p.identifier, error: err })
+          );
+        }
+      }, graceMs);
+    }
+    waiting.push({ session, identifier, sub, gap });
   };
 }
 
 async function fillGap(
   node: Node,
-  session: Session,
-  identifier: string,
-  sub: Subscription,
-  gap: { stream: string; epoch: string; after: number; upTo: number },
+  { session, identifier, sub, gap }: PendingGap,
+  reads: Map<string, Promise<StreamMessage[]>>,
 ): Promise<void> {
   try {
+    if (session.state === "closed" || session.heldCovers(sub, gap)) return;
     let filled = true;
     try {
-      const batch = await node.deps.broker.historyFrom(gap.stream, gap.epoch, gap.after);
+      const key = `${gap.epoch}\0${gap.after}`;
+      let read = reads.get(key);
+      if (!read) {
+        read = node.deps.broker.historyFrom(gap.stream, gap.epoch, gap.after);
+        reads.set(key, read);
+      }
+      const batch = await read;
       const positioned = session.positions;
       for (const msg of batch) {
         if (msg.offset === undefined || msg.offset >= gap.upTo) break;

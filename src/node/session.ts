@@ -276,6 +276,21 @@ export class Session implements Subscriber {
     return true;
   }
 
+  /** True when the held messages of `sub` hold every offset of the gap (they came live). */
+  heldCovers(
+    sub: Subscription,
+    gap: { stream: string; epoch: string; after: number; upTo: number },
+  ): boolean {
+    const have = new Set<number>();
+    for (const { msg } of sub.held ?? []) {
+      if (msg.stream === gap.stream && msg.epoch === gap.epoch && msg.offset !== undefined) {
+        have.add(msg.offset);
+      }
+    }
+    for (let o = gap.after + 1; o < gap.upTo; o++) if (!have.has(o)) return false;
+    return true;
+  }
+
   /** The last position delivered for `stream` in this subscription, if any. */
   cursor(sub: Subscription, stream: string): StreamCursor | undefined {
     return sub.cursors?.get(stream);
