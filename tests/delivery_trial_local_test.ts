@@ -10,7 +10,9 @@ import { startServer } from "./support/server.ts";
 
 /** Enough for the trials' rate and reconnect times: history never runs out. */
 const HISTORY = ["--history_limit=5000", "--history_ttl=600"];
-const SIZE = { clients: 50, messages: 2000, rate: 250, cuts: 110 };
+const SIZE = { clients: 50, messages: 2000, rate: 250, cuts: 105, batch: 5 };
+
+const batch = (data: string[]) => data.map((d) => ({ stream: "trial", data: d }));
 
 function assertClean(r: TrialResult): void {
   assert.ok(r.clients >= 50 && r.cuts >= 100 && r.messages >= 2000, JSON.stringify(r));
@@ -33,8 +35,7 @@ for (const broker of ["memory", "kv"]) {
         name: `${broker} broker`,
         ...SIZE,
         proxies: [proxy],
-        publish: async (_seq, data) =>
-          (await server.broadcast({ stream: "trial", data })).status === 201,
+        publish: async (_first, data) => (await server.broadcast(batch(data))).status === 201,
       });
       assertClean(result);
     } finally {
@@ -60,8 +61,8 @@ Deno.test("randomized cuts, two processes on one Deno KV file: once, in order", 
       ...SIZE,
       proxies,
       // Alternate the publishing node: the stream's offsets come from both.
-      publish: async (seq, data) =>
-        await httpPublish(nodes[seq % 2].port, JSON.stringify({ stream: "trial", data })) === 201,
+      publish: async (first, data) =>
+        await httpPublish(nodes[first % 2].port, JSON.stringify(batch(data))) === 201,
     });
     assertClean(result);
   } finally {

@@ -10,7 +10,9 @@ import { runTrial, type TrialResult } from "./support/delivery_trial.ts";
 import { hasRedis, startRedis } from "./support/services.ts";
 
 const HISTORY = ["--history_limit=5000", "--history_ttl=600"];
-const SIZE = { clients: 50, messages: 2000, rate: 250, cuts: 110 };
+const SIZE = { clients: 50, messages: 2000, rate: 250, cuts: 105, batch: 5 };
+
+const batch = (data: string[]) => data.map((d) => ({ stream: "trial", data: d }));
 
 function assertClean(r: TrialResult): void {
   assert.ok(r.clients >= 50 && r.cuts >= 100 && r.messages >= 2000, JSON.stringify(r));
@@ -39,9 +41,8 @@ Deno.test({
         name: "redis broker, two nodes",
         ...SIZE,
         proxies,
-        publish: async (seq, data) =>
-          await httpPublish(nodes[seq % 2].port, JSON.stringify({ stream: "trial", data })) ===
-            201,
+        publish: async (first, data) =>
+          await httpPublish(nodes[first % 2].port, JSON.stringify(batch(data))) === 201,
       });
       assertClean(result);
     } finally {
@@ -70,16 +71,16 @@ Deno.test({
         ...SIZE,
         proxies,
         before: async (seq) => {
-          if (seq !== SIZE.messages / 2) return;
+          if (seq !== SIZE.messages / 2 + 1) return;
           // The load balancer sends the dead node's clients to the other one.
           proxies[0].retarget(nodes[1].port);
           nodes[0].child.kill("SIGKILL");
           await nodes[0].exited;
           killed = true;
         },
-        publish: async (seq, data) => {
-          const node = killed ? nodes[1] : nodes[seq % 2];
-          return await httpPublish(node.port, JSON.stringify({ stream: "trial", data })) === 201;
+        publish: async (first, data) => {
+          const node = killed ? nodes[1] : nodes[first % 2];
+          return await httpPublish(node.port, JSON.stringify(batch(data))) === 201;
         },
       });
       const restored = nodes[1].lines.filter((l) => l.msg === "session restored").length;

@@ -18,9 +18,14 @@ export interface TrialOptions {
   cuts: number;
   /** Clients are spread over these (round robin); cuts hit a random one. */
   proxies: CutProxy[];
-  /** Publishes message `seq` (data `{"n":seq}`); true when the server acknowledged it (201). */
-  publish(seq: number, data: string): Promise<boolean>;
-  /** Runs before publishing `seq` (e.g. a node is killed at some point). */
+  /**
+   * Publishes one batch of messages (data `{"n":seq}`) in one request, in order; true when
+   * the server acknowledged it (201). `first` is the batch's first sequence number.
+   */
+  publish(first: number, data: string[]): Promise<boolean>;
+  /** Messages per publish call (default 5). */
+  batch?: number;
+  /** Runs before publishing the batch starting at `seq` (e.g. a node is killed then). */
   before?(seq: number): Promise<void>;
   stream?: string;
   /** How long clients may take to catch up once publishing ended (ms). */
@@ -71,19 +76,16 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
     const warmUntil = Date.now() + 30000;
     while (warmed.size < opts.clients) {
       if (Date.now() > warmUntil) throw new Error(`warm-up reached ${warmed.size} clients`);
-      await opts.publish(0, JSON.stringify({ warmup: true }));
+      await opts.publish(0, [JSON.stringify({ warmup: true })]);
       await new Promise((r) => setTimeout(r, 200));
     }
 
     debug("warmed up");
-    let publishing = true;
     const cutter = (async () => {
       const every = Math.max(5, Math.floor((opts.messages / opts.rate) * 1000 * 0.8 / opts.cuts));
       let cuts = 0;
       const stopAt = Date.now() + (opts.messages / opts.rate) * 1000 * 3 + 10000;
-      while (
-        (cuts < opts.cuts || (publishing && cuts < opts.cuts * 1.5)) && Date.now() < stopAt
-      ) {
+      while (cuts < opts.cuts && Date.now() < stopAt) {
         await new Promise((r) => setTimeout(r, every));
         const open = opts.proxies.filter((p) => p.connections > 0);
         if (!open.length) continue;
@@ -91,24 +93,26 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
       }
     })();
 
-    const tickMs = 20;
+    const batch = opts.batch ?? 5;
     const t0 = Date.now();
-    for (let seq = 1; seq <= opts.messages; seq++) {
-      await opts.before?.(seq);
-      // Keep the rate: wait for this message's slot.
-      const due = t0 + ((seq - 1) / opts.rate) * 1000;
-      const wait = due - Date.now();
-      if (wait > tickMs) await new Promise((r) => setTimeout(r, wait));
-      if (seq % 250 === 0) debug(`publishing ${seq}`);
+    for (let first = 1; first <= opts.messages; first += batch) {
+      await opts.before?.(first);
+      // Keep the rate: wait for this batch's slot.
+      const wait = t0 + ((first - 1) / opts.rate) * 1000 - Date.now();
+      if (wait > 5) await new Promise((r) => setTimeout(r, wait));
+      const seqs: number[] = [];
+      for (let seq = first; seq < first + batch && seq <= opts.messages; seq++) seqs.push(seq);
+      if (seqs.some((seq) => seq % 250 === 0)) debug(`publishing ${seqs.at(-1)}`);
       const acked = await withTimeout(
-        opts.publish(seq, JSON.stringify({ n: seq })),
+        opts.publish(first, seqs.map((n) => JSON.stringify({ n }))),
         10000,
-        `publication ${seq}`,
+        `publication ${first}`,
       );
-      if (acked) ledger.published(seq);
-      else unacknowledged++;
+      for (const seq of seqs) {
+        if (acked) ledger.published(seq);
+        else unacknowledged++;
+      }
     }
-    publishing = false;
     debug("published");
     await cutter;
     debug("cuts done");
