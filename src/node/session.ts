@@ -109,6 +109,10 @@ export class Session implements Subscriber {
   readonly #maxHeld: number;
   readonly #fillGap?: GapFiller;
   #restoreTimer?: ReturnType<typeof setTimeout>;
+  /** The cursor deliver() used last, for its lookup-free path (see #deliverPositioned). */
+  #fast?: StreamCursor;
+  #fastIdentifier = "";
+  #fastStream = "";
   /** Live copies dropped because this session already delivered their offset. */
   duplicatesDropped = 0;
   #queue: Promise<void> = Promise.resolve();
@@ -203,7 +207,8 @@ export class Session implements Subscriber {
    * past undelivered offsets is filled from history first. A held subscription keeps them.
    */
   deliver(identifier: string, frame: string, msg: StreamMessage): void {
-    if (msg.offset === undefined || msg.epoch === undefined) {
+    const offset = msg.offset;
+    if (offset === undefined || msg.epoch === undefined) {
       if (this.#held > 0) {
         const sub = this.subscriptions.get(identifier);
         if (sub?.held) {
@@ -211,6 +216,17 @@ export class Session implements Subscriber {
           return;
         }
       }
+      this.sendFrame(frame);
+      return;
+    }
+    // The usual case, the next offset of the stream delivered last, touches nothing else.
+    const fast = this.#fast;
+    if (
+      this.#held === 0 && fast !== undefined && offset === fast.offset + 1 &&
+      identifier === this.#fastIdentifier && msg.stream === this.#fastStream &&
+      msg.epoch === fast.epoch
+    ) {
+      fast.offset = offset;
       this.sendFrame(frame);
       return;
     }
@@ -230,9 +246,9 @@ export class Session implements Subscriber {
     const offset = msg.offset!;
     const epoch = msg.epoch!;
     const cursors = sub.cursors ??= new Map();
-    const cursor = cursors.get(msg.stream);
+    let cursor = cursors.get(msg.stream);
     if (cursor === undefined) {
-      cursors.set(msg.stream, { epoch, offset });
+      cursors.set(msg.stream, cursor = { epoch, offset });
     } else if (cursor.epoch !== epoch) {
       // A new storage generation: its offsets start over.
       cursor.epoch = epoch;
@@ -253,6 +269,9 @@ export class Session implements Subscriber {
     } else {
       cursor.offset = offset;
     }
+    this.#fast = cursor;
+    this.#fastIdentifier = identifier;
+    this.#fastStream = msg.stream;
     this.sendFrame(frame);
   }
 
@@ -358,6 +377,7 @@ export class Session implements Subscriber {
 
   /** The subscription left the session: forget its hold (its kept messages go nowhere). */
   dropHolds(sub: Subscription): void {
+    this.#fast = undefined;
     sub.holds = 0;
     sub.awaitingHistory = false;
     if (!sub.held) return;
