@@ -116,6 +116,15 @@ Deno.test("restore hold: a client that never asks for history gets held messages
     const waited = Date.now() - restoredAt;
     assert.ok(waited >= 600, `held for ${waited} ms`);
     assert.equal(live.offset, 2);
+    // A late history request does not repeat what the timeout already released.
+    second.send({
+      command: "history",
+      identifier: CHAT,
+      history: { streams: { chat: { epoch: live.epoch, offset: 1 } } },
+    });
+    await second.waitFor((f) => f.type === "confirm_history");
+    const offsets = second.frames.filter((f) => f.offset !== undefined).map((f) => f.offset);
+    assert.deepEqual(offsets, [2]);
     await second.close();
   } finally {
     await server.stop();

@@ -5,7 +5,7 @@ import type { Node } from "./node.ts";
 import type { GapFiller, Session, Subscription } from "./session.ts";
 
 /**
- * Replays history for one subscription (shared/PROTOCOL.md §4.2), then confirms it. Live
+ * Replays history for one subscription (extended protocol), then confirms it. Live
  * messages that arrive meanwhile are held and released afterwards through the
  * subscription's cursor, so what the replay carried is not sent again and nothing goes out
  * of order. Answering it also ends a restored subscription's wait for its history request.
@@ -61,13 +61,15 @@ async function replay(
     session.send({ type: "reject_history", identifier });
     return;
   }
+  // The client gets what it asked for; only after a restore hold that timed out may it
+  // already have some of it.
+  const skipSent = sub.releasedUnasked === true;
+  sub.releasedUnasked = false;
   for (const batch of batches) {
     for (const msg of batch) {
-      session.deliverStored(
-        sub,
-        msg,
-        () => encodeStreamMessage(identifier, msg, messageJson(msg.data), true),
-      );
+      const encode = () => encodeStreamMessage(identifier, msg, messageJson(msg.data), true);
+      if (skipSent) session.deliverStored(sub, msg, encode);
+      else session.deliverRequested(sub, msg, encode);
     }
   }
   session.send({ type: "confirm_history", identifier });

@@ -35,6 +35,11 @@ export interface Subscription {
   heldBytes?: number;
   /** Restored and waiting for the client's history request (or the restore hold timeout). */
   awaitingHistory?: boolean;
+  /**
+   * The restore hold timed out: live messages went out before the client's history request,
+   * so its replay skips what this session already sent.
+   */
+  releasedUnasked?: boolean;
   /** Per stream, the last position delivered in this session: never go at or below it. */
   cursors?: Map<string, StreamCursor>;
   presenceId?: string;
@@ -276,9 +281,9 @@ export class Session implements Subscriber {
   }
 
   /**
-   * Sends a message read from history (replay, gap fill) unless this session already
-   * delivered its offset; returns whether it was sent. No gap check: the caller sends a
-   * contiguous run.
+   * Sends a message read from history (gap fill, or a replay the client may already have
+   * parts of) unless this session already delivered its offset; returns whether it was sent.
+   * No gap check: the caller sends a contiguous run.
    */
   deliverStored(sub: Subscription, msg: StreamMessage, encode: () => string): boolean {
     if (msg.offset !== undefined && msg.epoch !== undefined) {
@@ -293,6 +298,18 @@ export class Session implements Subscriber {
     }
     this.sendFrame(encode());
     return true;
+  }
+
+  /**
+   * Sends a message the client asked for with a history request, even one this session sent
+   * before (the client asked from its own position); the cursor only moves forward, so live
+   * copies of it are dropped afterwards.
+   */
+  deliverRequested(sub: Subscription, msg: StreamMessage, encode: () => string): void {
+    if (msg.offset !== undefined && msg.epoch !== undefined) {
+      this.skipTo(sub, msg.stream, msg.epoch, msg.offset);
+    }
+    this.sendFrame(encode());
   }
 
   /** True when the held messages of `sub` hold every offset of the gap (they came live). */
@@ -400,6 +417,7 @@ export class Session implements Subscriber {
       for (const s of this.subscriptions.values()) {
         if (s.awaitingHistory) {
           waiting++;
+          s.releasedUnasked = true;
           this.endRestoreHold(s);
         }
       }
