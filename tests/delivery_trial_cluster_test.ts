@@ -1,13 +1,14 @@
 /**
- * Randomized delivery trials on the Redis broker with two nodes: random cuts, then a node
- * killed -9 with its clients failing over by sid to the other node. Every acknowledged
- * publication reaches every client exactly once, in order.
+ * Randomized delivery trials on shared brokers with two nodes: Redis with random cuts, Redis
+ * with a node killed -9 and its clients failing over by sid to the other node, and NATS
+ * (JetStream) with random cuts. Every acknowledged publication reaches every client exactly
+ * once, in order.
  */
 import assert from "node:assert/strict";
 import { httpPublish, startNodes, stopNodes } from "./support/cluster.ts";
 import { CutProxy } from "./support/cut_proxy.ts";
 import { runTrial, type TrialResult } from "./support/delivery_trial.ts";
-import { hasRedis, startRedis } from "./support/services.ts";
+import { hasNats, hasRedis, startNats, startRedis } from "./support/services.ts";
 
 const HISTORY = ["--history_limit=5000", "--history_ttl=600"];
 const SIZE = { clients: 50, messages: 2000, rate: 250, cuts: 105, batch: 5 };
@@ -86,6 +87,34 @@ Deno.test({
       const restored = nodes[1].lines.filter((l) => l.msg === "session restored").length;
       console.log(`sessions restored on the surviving node: ${restored}`);
       assert.ok(killed);
+      assertClean(result);
+    } finally {
+      for (const p of proxies) p.close();
+      await stopNodes(nodes);
+      await service.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "randomized cuts, NATS broker (JetStream) with two nodes: once, in order",
+  ignore: !hasNats(),
+  async fn() {
+    const service = await startNats({ jetstream: true });
+    const nodes = await startNodes(2, [
+      "--broker=nats",
+      `--nats_servers=${service.url}`,
+      ...HISTORY,
+    ]);
+    const proxies = nodes.map((n) => new CutProxy(n.port));
+    try {
+      const result = await runTrial({
+        name: "nats broker, two nodes",
+        ...SIZE,
+        proxies,
+        publish: async (first, data) =>
+          await httpPublish(nodes[first % 2].port, JSON.stringify(batch(data))) === 201,
+      });
       assertClean(result);
     } finally {
       for (const p of proxies) p.close();
