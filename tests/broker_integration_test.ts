@@ -90,7 +90,18 @@ for (const broker of ["memory", "kv"]) {
       });
       await h.waitFor(() => h.frames.filter((x) => x.type === "confirm_history").length === 2);
       assert.equal(h.frames.filter((x) => x.type === "reject_history").length, 3);
+      // An explicit request gets what it asks for, even what this session already had.
       assert.deepEqual(dataFrames(h).map((f) => f.offset), [2, 3, 1, 2, 3]);
+      const t2 = await connected(server.wsUrl);
+      await subscribe(t2);
+      t2.send({
+        command: "history",
+        identifier: chat,
+        history: { since: Math.floor(Date.now() / 1000) - 60 },
+      });
+      await t2.waitFor((f) => f.type === "confirm_history");
+      assert.deepEqual(dataFrames(t2).map((f) => f.offset), [1, 2, 3]);
+      await t2.close();
 
       // Subscribe carrying history.
       const s = await connected(server.wsUrl);

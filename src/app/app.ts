@@ -215,6 +215,8 @@ export async function startApp(
     presenceTtl: config.presence_ttl,
     maxPending: config.ws_max_pending_size,
     writeTimeout: config.ws_write_timeout,
+    restoreHoldTimeout: config.restore_hold_timeout,
+    holdBufferSize: config.hold_buffer_size,
     // The JWT header goes to RPC too (shared/PROTOCOL.md §6.2).
     forwardHeaders: [
       ...config.headers.map((h) => h.toLowerCase()),

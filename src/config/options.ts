@@ -328,6 +328,18 @@ export const OPTIONS = {
     SECONDS,
   ),
 
+  // Delivery holds (restore, history replay, gap fill)
+  restore_hold_timeout: int(
+    3000,
+    "broker",
+    "Ms a restored subscription holds live messages until the client asks for its history",
+  ),
+  hold_buffer_size: int(
+    1048576,
+    "broker",
+    "Bytes of live messages one held subscription may keep; past it: disconnect (hold_overflow)",
+  ),
+
   // Metrics
   metrics_http: str("", "metrics", "Prometheus endpoint path, e.g. /metrics (off when empty)"),
   metrics_port: int(0, "metrics", "Metrics port (0 = the main port)", undefined, PORT),

@@ -51,8 +51,13 @@ export async function subscribe(node: Node, session: Session, cmd: ClientCommand
     findSubscription(session, cmd);
     return;
   }
-  if (session.subscriptions.has(identifier)) {
+  const existing = session.subscriptions.get(identifier);
+  if (existing) {
     session.logger.warn("already subscribed", { identifier });
+    // A restored subscription asked for its history this way: serve it.
+    if (existing.awaitingHistory && cmd.history && typeof cmd.history === "object") {
+      await replayHistory(node, session, identifier, existing, cmd.history);
+    }
     return;
   }
   const sub: Subscription = { istate: {}, streams: new Set() };
@@ -140,6 +145,7 @@ export async function unsubscribe(
   applyResult(node, session, identifier, { ...res, streams: [], stop_streams: true });
   await presenceLeaveAll(node, session, identifier);
   session.subscriptions.delete(identifier);
+  session.dropHolds(sub);
   await commitSession(node, session);
 }
 

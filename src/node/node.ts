@@ -19,10 +19,10 @@ import type { Authenticator } from "./authenticator.ts";
 import type { Controller } from "./controller.ts";
 import { handleExtraCommand } from "./extras.ts";
 import { discarded, findSubscription, perform, subscribe, unsubscribe } from "./commands.ts";
-import { replayHistory } from "./history.ts";
+import { gapFiller, replayHistory } from "./history.ts";
 import { Pinger, pingIntervalParam } from "./pinger.ts";
 import { WriteWatchdog } from "./write_watchdog.ts";
-import { Session } from "./session.ts";
+import { type GapFiller, Session } from "./session.ts";
 import { commitSession, restoreSession, welcomeWithSid } from "./session_cache.ts";
 import { mergeState } from "./state.ts";
 
@@ -49,6 +49,10 @@ export interface NodeOptions {
   disconnectMode: "auto" | "always" | "never";
   /** More request headers authenticators read (e.g. the JWT header). */
   readHeaders?: string[];
+  /** Ms a restored subscription holds live messages waiting for the client's history request. */
+  restoreHoldTimeout?: number;
+  /** Bytes of live messages one held subscription may keep (see Session.holdLive). */
+  holdBufferSize?: number;
 }
 
 export interface NodeDeps {
@@ -93,12 +97,14 @@ export class Node implements PubSubHandler {
   readonly #pinger: Pinger;
   readonly #writes?: WriteWatchdog<Session>;
   readonly #closedHook = (session: Session) => this.#cleanup(session);
+  readonly #fillGap: GapFiller;
   readonly #wantedHeaders: string[];
 
   constructor(opts: NodeOptions, deps: NodeDeps) {
     this.opts = opts;
     this.deps = deps;
     this.#pinger = new Pinger({ pongTimeoutSeconds: opts.pongTimeout });
+    this.#fillGap = gapFiller(this);
     if (opts.writeTimeout && opts.writeTimeout > 0) {
       this.#writes = new WriteWatchdog<Session>(
         opts.writeTimeout * 1000,
@@ -164,6 +170,9 @@ export class Node implements PubSubHandler {
       stats: this.stats,
       closed: this.#closedHook,
       writes: req.transport === "ws" ? this.#writes : undefined,
+      maxHeld: this.opts.holdBufferSize,
+      // Gaps can only be filled from a broker that keeps history.
+      fillGap: this.deps.broker.persistent ? this.#fillGap : undefined,
     });
     this.sessions.set(sid, session);
     this.#startAuthentication(session, req);

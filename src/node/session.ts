@@ -8,12 +8,40 @@ import { CLOSE_NORMAL, type Connection } from "../transport/connection.ts";
 import { utf8Length } from "../util/utf8_length.ts";
 import type { WriteWatchdog } from "./write_watchdog.ts";
 
+/** The last stream position delivered to one subscription (mutated in place). */
+export interface StreamCursor {
+  epoch: string;
+  offset: number;
+}
+
+/** A live message kept while its subscription is held. */
+export interface HeldMessage {
+  frame: string;
+  msg: StreamMessage;
+}
+
 /** One subscription (identifier) of a session. */
 export interface Subscription {
   istate: Record<string, string>;
   streams: Set<string>;
-  /** Set while history is replayed: live messages wait here (see Node.replay). */
-  replayBuffer?: Array<{ frame: string; msg: StreamMessage }>;
+  /**
+   * Set while the subscription is held (history replay, gap fill, restore waiting for the
+   * client's history request): live messages wait here, in arrival order.
+   */
+  held?: HeldMessage[];
+  /** How many reasons hold the subscription; the buffer is released when it drops to 0. */
+  holds?: number;
+  /** Approximate bytes in `held` (bounded by the session's hold limit). */
+  heldBytes?: number;
+  /** Restored and waiting for the client's history request (or the restore hold timeout). */
+  awaitingHistory?: boolean;
+  /**
+   * The restore hold timed out: live messages went out before the client's history request,
+   * so its replay skips what this session already sent.
+   */
+  releasedUnasked?: boolean;
+  /** Per stream, the last position delivered in this session: never go at or below it. */
+  cursors?: Map<string, StreamCursor>;
   presenceId?: string;
 }
 
@@ -22,6 +50,17 @@ export interface Subscription {
  * 10 s and then one summary line per window (the metrics still count every frame).
  */
 export const SESSION_LOG_BUDGET: LogBudget = { lines: 20, perMs: 10_000 };
+
+/**
+ * Fills a per-stream gap from the broker's history (the subscription is held meanwhile and
+ * released by the filler). Shared by all sessions.
+ */
+export type GapFiller = (
+  session: Session,
+  identifier: string,
+  sub: Subscription,
+  gap: { stream: string; epoch: string; after: number; upTo: number },
+) => void;
 
 export type SessionState = "connecting" | "connected" | "closed";
 
@@ -42,7 +81,14 @@ export interface SessionInit {
   closed?: (session: Session) => void;
   /** The write timeout (WebSocket sessions): told when the socket holds a backlog. */
   writes?: WriteWatchdog<Session>;
+  /** Bytes of live messages a held subscription may keep before the client is disconnected. */
+  maxHeld?: number;
+  /** Fills per-stream gaps from history; without it a gap is delivered as is. */
+  fillGap?: GapFiller;
 }
+
+/** The disconnect reason when a held subscription's buffer passes its byte limit. */
+export const HOLD_OVERFLOW_REASON = "hold_overflow";
 
 /**
  * Per-client state: identifiers, connection and channel state, subscriptions, and the
@@ -79,6 +125,15 @@ export class Session implements Subscriber {
   writeWatched = false;
   /** Subscriptions currently holding live messages (keeps deliver() lookup-free otherwise). */
   #held = 0;
+  readonly #maxHeld: number;
+  readonly #fillGap?: GapFiller;
+  #restoreTimer?: ReturnType<typeof setTimeout>;
+  /** The cursor deliver() used last, for its lookup-free path (see #deliverPositioned). */
+  #fast?: StreamCursor;
+  #fastIdentifier = "";
+  #fastStream = "";
+  /** Live copies dropped because this session already delivered their offset. */
+  duplicatesDropped = 0;
   #queue: Promise<void> = Promise.resolve();
   /** Made on first use (a session without controller calls never needs one). */
   #gone?: AbortController;
@@ -101,6 +156,8 @@ export class Session implements Subscriber {
     this.#maxPending = init.maxPending;
     this.#stats = init.stats ?? { serverMessages: 0, bytesSent: 0 };
     this.#writes = init.writes;
+    this.#maxHeld = init.maxHeld ?? 1048576;
+    this.#fillGap = init.fillGap;
   }
 
   /**
@@ -190,33 +247,239 @@ export class Session implements Subscriber {
     this.disconnect("too_slow", true);
   }
 
+  /**
+   * A live message for `identifier`. Positioned messages (broker offsets) go through the
+   * subscription's cursor: an offset at or below the last delivered one is dropped, a jump
+   * past undelivered offsets is filled from history first. A held subscription keeps them.
+   */
   deliver(identifier: string, frame: string, msg: StreamMessage): void {
-    if (this.#held > 0) {
-      const sub = this.subscriptions.get(identifier);
-      if (sub?.replayBuffer) {
-        sub.replayBuffer.push({ frame, msg });
-        return;
+    const offset = msg.offset;
+    if (offset === undefined || msg.epoch === undefined) {
+      if (this.#held > 0) {
+        const sub = this.subscriptions.get(identifier);
+        if (sub?.held) {
+          this.#keep(sub, frame, msg);
+          return;
+        }
       }
+      this.sendFrame(frame);
+      return;
     }
+    // The usual case, the next offset of the stream delivered last, touches nothing else.
+    const fast = this.#fast;
+    if (
+      this.#held === 0 && fast !== undefined && offset === fast.offset + 1 &&
+      identifier === this.#fastIdentifier && msg.stream === this.#fastStream &&
+      msg.epoch === fast.epoch
+    ) {
+      fast.offset = offset;
+      this.sendFrame(frame);
+      return;
+    }
+    const sub = this.subscriptions.get(identifier);
+    if (sub === undefined) {
+      this.sendFrame(frame);
+      return;
+    }
+    if (sub.held) {
+      this.#keep(sub, frame, msg);
+      return;
+    }
+    this.#deliverPositioned(identifier, sub, frame, msg);
+  }
+
+  #deliverPositioned(identifier: string, sub: Subscription, frame: string, msg: StreamMessage) {
+    const offset = msg.offset!;
+    const epoch = msg.epoch!;
+    const cursors = sub.cursors ??= new Map();
+    let cursor = cursors.get(msg.stream);
+    if (cursor === undefined) {
+      cursors.set(msg.stream, cursor = { epoch, offset });
+    } else if (cursor.epoch !== epoch) {
+      // A new storage generation: its offsets start over.
+      cursor.epoch = epoch;
+      cursor.offset = offset;
+    } else if (offset <= cursor.offset) {
+      this.duplicatesDropped++;
+      return;
+    } else if (offset > cursor.offset + 1 && this.#fillGap) {
+      this.holdLive(sub);
+      this.#keep(sub, frame, msg);
+      this.#fillGap(this, identifier, sub, {
+        stream: msg.stream,
+        epoch,
+        after: cursor.offset,
+        upTo: offset,
+      });
+      return;
+    } else {
+      cursor.offset = offset;
+    }
+    this.#fast = cursor;
+    this.#fastIdentifier = identifier;
+    this.#fastStream = msg.stream;
     this.sendFrame(frame);
   }
 
-  /** Live messages for `sub` wait (while its history is replayed) until releaseLive. */
+  /**
+   * Sends a message read from history (gap fill, or a replay the client may already have
+   * parts of) unless this session already delivered its offset; returns whether it was sent.
+   * No gap check: the caller sends a contiguous run.
+   */
+  deliverStored(sub: Subscription, msg: StreamMessage, encode: () => string): boolean {
+    if (msg.offset !== undefined && msg.epoch !== undefined) {
+      const cursors = sub.cursors ??= new Map();
+      const cursor = cursors.get(msg.stream);
+      if (cursor === undefined) cursors.set(msg.stream, { epoch: msg.epoch, offset: msg.offset });
+      else if (cursor.epoch !== msg.epoch) {
+        cursor.epoch = msg.epoch;
+        cursor.offset = msg.offset;
+      } else if (msg.offset <= cursor.offset) return false;
+      else cursor.offset = msg.offset;
+    }
+    this.sendFrame(encode());
+    return true;
+  }
+
+  /**
+   * Sends a message the client asked for with a history request, even one this session sent
+   * before (the client asked from its own position); the cursor only moves forward, so live
+   * copies of it are dropped afterwards.
+   */
+  deliverRequested(sub: Subscription, msg: StreamMessage, encode: () => string): void {
+    if (msg.offset !== undefined && msg.epoch !== undefined) {
+      this.skipTo(sub, msg.stream, msg.epoch, msg.offset);
+    }
+    this.sendFrame(encode());
+  }
+
+  /** True when the held messages of `sub` hold every offset of the gap (they came live). */
+  heldCovers(
+    sub: Subscription,
+    gap: { stream: string; epoch: string; after: number; upTo: number },
+  ): boolean {
+    const have = new Set<number>();
+    for (const { msg } of sub.held ?? []) {
+      if (msg.stream === gap.stream && msg.epoch === gap.epoch && msg.offset !== undefined) {
+        have.add(msg.offset);
+      }
+    }
+    for (let o = gap.after + 1; o < gap.upTo; o++) if (!have.has(o)) return false;
+    return true;
+  }
+
+  /** The last position delivered for `stream` in this subscription, if any. */
+  cursor(sub: Subscription, stream: string): StreamCursor | undefined {
+    return sub.cursors?.get(stream);
+  }
+
+  /** Moves the cursor forward without sending (a gap history could not fill was reported). */
+  skipTo(sub: Subscription, stream: string, epoch: string, offset: number): void {
+    const cursors = sub.cursors ??= new Map();
+    const cursor = cursors.get(stream);
+    if (cursor === undefined) cursors.set(stream, { epoch, offset });
+    else if (cursor.epoch !== epoch || cursor.offset < offset) {
+      cursor.epoch = epoch;
+      cursor.offset = offset;
+    }
+  }
+
+  #keep(sub: Subscription, frame: string, msg: StreamMessage): void {
+    sub.held!.push({ frame, msg });
+    sub.heldBytes = (sub.heldBytes ?? 0) + frame.length;
+    if (sub.heldBytes > this.#maxHeld && this.state !== "closed") {
+      // Never a silent drop: the client reconnects and asks history from its position.
+      this.logger.warn("held live messages passed the hold limit, disconnecting", {
+        held: sub.held!.length,
+        bytes: sub.heldBytes,
+      });
+      this.disconnect(HOLD_OVERFLOW_REASON, true);
+    }
+  }
+
+  /** Live messages for `sub` wait (history replay, gap fill, restore) until releaseLive. */
   holdLive(sub: Subscription): void {
-    if (sub.replayBuffer) return;
-    sub.replayBuffer = [];
+    sub.holds = (sub.holds ?? 0) + 1;
+    if (sub.held) return;
+    sub.held = [];
+    sub.heldBytes = 0;
     this.#held++;
   }
 
-  /** Sends what holdLive kept, minus what `skip` says the replay already carried. Idempotent. */
-  releaseLive(sub: Subscription, skip?: (msg: StreamMessage) => boolean): void {
-    const buffered = sub.replayBuffer;
+  /**
+   * Ends one hold of `sub`; when none is left, delivers what was kept, per stream in offset
+   * order, through the cursor (what a replay already carried is dropped, a gap is filled).
+   */
+  releaseLive(sub: Subscription): void {
+    if (!sub.holds) return;
+    if (--sub.holds > 0) return;
+    const buffered = sub.held;
     if (!buffered) return;
-    sub.replayBuffer = undefined;
+    sub.held = undefined;
+    sub.heldBytes = 0;
     this.#held--;
-    for (const { frame, msg } of buffered) {
-      if (!skip?.(msg)) this.sendFrame(frame);
+    const identifier = this.#identifierOf(sub);
+    const ordered = inOffsetOrder(buffered);
+    for (let i = 0; i < ordered.length; i++) {
+      const { frame, msg } = ordered[i];
+      if (sub.held) {
+        // A gap fill started: the rest waits behind it, in order.
+        this.#keep(sub, frame, msg);
+        continue;
+      }
+      if (identifier === undefined || msg.offset === undefined || msg.epoch === undefined) {
+        this.sendFrame(frame);
+      } else this.#deliverPositioned(identifier, sub, frame, msg);
     }
+  }
+
+  /** The subscription left the session: forget its hold (its kept messages go nowhere). */
+  dropHolds(sub: Subscription): void {
+    this.#fast = undefined;
+    sub.holds = 0;
+    sub.awaitingHistory = false;
+    if (!sub.held) return;
+    sub.held = undefined;
+    sub.heldBytes = 0;
+    this.#held--;
+  }
+
+  /**
+   * A restored subscription gets nothing live until the client's history request for it was
+   * answered (endRestoreHold), or until `timeoutMs` passed.
+   */
+  holdRestored(sub: Subscription, timeoutMs: number): void {
+    sub.awaitingHistory = true;
+    this.holdLive(sub);
+    if (this.#restoreTimer !== undefined) return;
+    this.#restoreTimer = setTimeout(() => {
+      this.#restoreTimer = undefined;
+      let waiting = 0;
+      for (const s of this.subscriptions.values()) {
+        if (s.awaitingHistory) {
+          waiting++;
+          s.releasedUnasked = true;
+          this.endRestoreHold(s);
+        }
+      }
+      if (waiting) {
+        this.logger.debug("no history request after restore, releasing live messages", {
+          subscriptions: waiting,
+        });
+      }
+    }, timeoutMs);
+  }
+
+  /** The restored subscription's history was answered (or not asked for in time). */
+  endRestoreHold(sub: Subscription): void {
+    if (!sub.awaitingHistory) return;
+    sub.awaitingHistory = false;
+    this.releaseLive(sub);
+  }
+
+  #identifierOf(sub: Subscription): string | undefined {
+    for (const [identifier, s] of this.subscriptions) if (s === sub) return identifier;
+    return undefined;
   }
 
   /** Sends a `disconnect` message, then closes. */
@@ -239,6 +502,7 @@ export class Session implements Subscriber {
     this.state = "closed";
     this.#logger?.flush();
     this.#gone?.abort(goneReason());
+    clearTimeout(this.#restoreTimer);
     try {
       this.conn.close(code, reason);
     } catch {
@@ -260,4 +524,37 @@ export class Session implements Subscriber {
 
 function goneReason(): DOMException {
   return new DOMException("session closed", "AbortError");
+}
+
+/**
+ * The kept messages with each stream's positioned messages in offset order (cross-node
+ * pub/sub may reorder them); everything else keeps its place.
+ */
+function inOffsetOrder(held: HeldMessage[]): HeldMessage[] {
+  if (held.length < 2) return held;
+  const byStream = new Map<string, HeldMessage[]>();
+  for (const h of held) {
+    if (h.msg.offset === undefined) continue;
+    let list = byStream.get(h.msg.stream);
+    if (!list) byStream.set(h.msg.stream, list = []);
+    list.push(h);
+  }
+  let sorted = false;
+  for (const list of byStream.values()) {
+    for (let i = 1; i < list.length; i++) {
+      if (list[i].msg.offset! < list[i - 1].msg.offset!) {
+        list.sort((a, b) => a.msg.offset! - b.msg.offset!);
+        sorted = true;
+        break;
+      }
+    }
+  }
+  if (!sorted) return held;
+  const next = new Map<string, number>();
+  return held.map((h) => {
+    if (h.msg.offset === undefined) return h;
+    const i = next.get(h.msg.stream) ?? 0;
+    next.set(h.msg.stream, i + 1);
+    return byStream.get(h.msg.stream)![i];
+  });
 }

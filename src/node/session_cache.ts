@@ -1,7 +1,10 @@
 import { PROTOCOL_EXT_JSON } from "../protocol/messages.ts";
 import type { ConnectionRequest } from "../transport/connection.ts";
 import type { Node } from "./node.ts";
-import type { Session } from "./session.ts";
+import type { Session, Subscription } from "./session.ts";
+
+/** The default of --restore_hold_timeout (ms). */
+export const RESTORE_HOLD_TIMEOUT_MS = 3000;
 
 /** What the broker keeps of a session for a later restore (shared/PROTOCOL.md §4.3). */
 interface CachedSession {
@@ -105,7 +108,10 @@ export async function restoreSession(
   session.interest = Boolean(cached.interest);
   for (const [identifier, sub] of Object.entries(cached.subscriptions)) {
     const streams = new Set(sub.streams ?? []);
-    session.subscriptions.set(identifier, { istate: { ...sub.istate }, streams });
+    const restored: Subscription = { istate: { ...sub.istate }, streams };
+    session.subscriptions.set(identifier, restored);
+    // Nothing live before the client's history request is answered (or a bounded wait).
+    session.holdRestored(restored, node.opts.restoreHoldTimeout ?? RESTORE_HOLD_TIMEOUT_MS);
     for (const stream of streams) node.deps.hub.subscribe(session, stream, identifier);
   }
   session.state = "connected";
