@@ -7,6 +7,7 @@ import type { Logger } from "../logger/logger.ts";
 import { type Authenticator, NoAuthAuthenticator } from "../node/authenticator.ts";
 import type { Controller } from "../node/controller.ts";
 import { Node } from "../node/node.ts";
+import { StreamCatchUp } from "../node/catch_up.ts";
 import { NoRpcController } from "../node/norpc_controller.ts";
 import { Publisher } from "../node/publisher.ts";
 import { DisconnectQueue } from "../rpc/disconnect_queue.ts";
@@ -89,9 +90,17 @@ export async function startApp(
   const broker = await createBroker(config, logger);
   await broker.start();
   const pubsub = await createPubSub(config, logger);
+  // After a pub/sub drop, a shared broker's history fills what other nodes published meanwhile.
+  let catchUp: StreamCatchUp | undefined;
   const hub = new Hub({
-    streamAdded: (s) => pubsub.subscribe(s),
-    streamRemoved: (s) => pubsub.unsubscribe(s),
+    streamAdded: (s) => {
+      catchUp?.streamAdded(s);
+      pubsub.subscribe(s);
+    },
+    streamRemoved: (s) => {
+      pubsub.unsubscribe(s);
+      catchUp?.streamRemoved(s);
+    },
   });
 
   let rpc: RpcCaller | undefined;
@@ -143,6 +152,7 @@ export async function startApp(
     hub,
     local: { deliver: (msg) => hub.broadcast(msg), execute: (cmd) => node.execute(cmd) },
     logger,
+    ready: () => pubsub.ready && (catchUp?.ready ?? true),
   });
   const node = new Node({
     pingInterval: config.ping_interval,
@@ -168,7 +178,10 @@ export async function startApp(
     logger,
     publish: (msg) => publisher.publish(msg),
   });
-  await pubsub.start(node);
+  if (["redis", "nats", "kv"].includes(broker.name) && pubsub.name !== "local") {
+    catchUp = new StreamCatchUp({ target: node, broker, logger });
+  }
+  await pubsub.start(catchUp ?? node);
   node.start();
 
   const metrics = registerMetrics(config.metrics_tags, {
@@ -271,6 +284,7 @@ export async function startApp(
         Promise.all([server.shutdown(), broadcastServer?.shutdown(), metricsServer?.shutdown()]),
         new Promise((r) => setTimeout(r, 1000)),
       ]);
+      catchUp?.close();
       await pubsub.close().catch(() => {});
       await broker.close().catch(() => {});
       await rpc?.close();

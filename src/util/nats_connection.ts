@@ -34,6 +34,8 @@ export class NatsLink {
   readonly #monitor: Promise<void>;
   #closed = false;
   #connected = true;
+  readonly #disconnectHooks: (() => void)[] = [];
+  readonly #reconnectHooks: (() => void)[] = [];
 
   private constructor(nc: NatsConnection, logger: Logger) {
     this.nc = nc;
@@ -73,6 +75,16 @@ export class NatsLink {
     return this.#connected && !this.closed;
   }
 
+  /** Runs `hook` when the connection drops (once per outage). */
+  onDisconnect(hook: () => void): void {
+    this.#disconnectHooks.push(hook);
+  }
+
+  /** Runs `hook` when the connection is back (nats.js has re-sent its subscriptions). */
+  onReconnect(hook: () => void): void {
+    this.#reconnectHooks.push(hook);
+  }
+
   get closed(): boolean {
     return this.#closed || this.nc.isClosed();
   }
@@ -98,6 +110,7 @@ export class NatsLink {
             if (!down && !this.#closed) {
               down = true;
               this.#logger.warn("nats unavailable, retrying", { server: String(status.data) });
+              this.#runHooks(this.#disconnectHooks, "disconnect");
             }
             break;
           case "reconnect":
@@ -106,6 +119,7 @@ export class NatsLink {
               down = false;
               this.#logger.info("nats connection restored", { server: String(status.data) });
             }
+            this.#runHooks(this.#reconnectHooks, "reconnect");
             break;
           case "error":
             this.#logger.warn("nats error", { error: String(status.data) });
@@ -116,6 +130,17 @@ export class NatsLink {
       }
     } catch (err) {
       this.#logger.debug("nats status stream ended", { error: err });
+    }
+  }
+
+  #runHooks(hooks: (() => void)[], what: string): void {
+    if (this.#closed) return;
+    for (const hook of hooks) {
+      try {
+        hook();
+      } catch (err) {
+        this.#logger.error(`nats ${what} hook failed`, { error: err });
+      }
     }
   }
 }

@@ -52,6 +52,7 @@ export class RedisConnection {
   #lastError?: Error;
   #everReady = false;
   #reconnectHooks: (() => void)[] = [];
+  #downHooks: (() => void)[] = [];
   #waiters: { resolve(): void; reject(err: Error): void }[] = [];
 
   private constructor(opts: RedisConnectionOptions) {
@@ -133,6 +134,11 @@ export class RedisConnection {
     this.#reconnectHooks.push(hook);
   }
 
+  /** Runs `hook` every time a ready connection drops (once per outage). */
+  onDown(hook: () => void): void {
+    this.#downHooks.push(hook);
+  }
+
   /** Resolves when the connection is (again) ready; rejects once it is closed. */
   whenReady(): Promise<void> {
     if (this.#closed) return Promise.reject(new RedisUnavailableError("connection closed"));
@@ -159,7 +165,9 @@ export class RedisConnection {
   #onError(err: Error): void {
     this.#lastError = err;
     if (this.#closed) return;
+    const wasReady = this.#ready;
     this.#ready = false;
+    if (wasReady) this.#runHooks(this.#downHooks, "down");
     if (this.#down) {
       this.#logger.debug("redis still unavailable", { error: err });
       return;
@@ -180,12 +188,15 @@ export class RedisConnection {
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w.resolve();
-    if (!reconnected) return;
-    for (const hook of this.#reconnectHooks) {
+    if (reconnected) this.#runHooks(this.#reconnectHooks, "reconnect");
+  }
+
+  #runHooks(hooks: (() => void)[], what: string): void {
+    for (const hook of hooks) {
       try {
         hook();
       } catch (err) {
-        this.#logger.error("redis reconnect hook failed", { error: err });
+        this.#logger.error(`redis ${what} hook failed`, { error: err });
       }
     }
   }

@@ -1,0 +1,324 @@
+/**
+ * Publications acknowledged during broker / pub/sub outages (docs/cluster.md, "What is
+ * guaranteed in each outage"): two nodes with `--presets=broker`, ext-protocol clients on
+ * both, one HTTP publication every ~20 ms alternating between the nodes, while the service
+ * fails under them. Every publication answered 201 must reach every client exactly once and
+ * in order; the counts are printed.
+ */
+import assert from "node:assert/strict";
+import { silentLogger } from "../src/logger/logger.ts";
+import { RedisConnection } from "../src/util/redis_connection.ts";
+import { CHAT, EXT, httpPublish, startNodes, stopNodes, subscribe } from "./support/cluster.ts";
+import type { ServerProcess } from "./support/process.ts";
+import {
+  hasNats,
+  hasRedis,
+  type ServiceHandle,
+  startNats,
+  startRedis,
+} from "./support/services.ts";
+import { WsClient } from "./support/ws_client.ts";
+
+const REDIS = hasRedis();
+const NATS = hasNats();
+const PUBLISH_EVERY_MS = 20;
+const CLIENTS_PER_NODE = 2;
+
+interface Ledger {
+  /** ids answered 201, in publication order (publishing is sequential). */
+  acked: number[];
+  /** ids answered something else. */
+  refused: number[];
+  statuses: Map<number, number>;
+  /** The slowest publication request, ms. */
+  slowestMs: number;
+}
+
+/** Publishes `{id}` to alternating nodes every ~20 ms until `stop` resolves. */
+async function publishUntil(
+  ports: number[],
+  stop: Promise<unknown>,
+  ledger: Ledger,
+  firstId: number,
+): Promise<number> {
+  let stopped = false;
+  stop.then(() => stopped = true);
+  let id = firstId;
+  while (!stopped) {
+    const started = Date.now();
+    const body = JSON.stringify({ stream: "chat", data: JSON.stringify({ id }) });
+    const status = await httpPublish(ports[id % ports.length], body).catch(() => 0);
+    ledger.slowestMs = Math.max(ledger.slowestMs, Date.now() - started);
+    ledger.statuses.set(status, (ledger.statuses.get(status) ?? 0) + 1);
+    (status === 201 ? ledger.acked : ledger.refused).push(id);
+    id++;
+    const wait = PUBLISH_EVERY_MS - (Date.now() - started);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  return id;
+}
+
+function ids(client: WsClient): number[] {
+  const out: number[] = [];
+  for (const f of client.frames) {
+    if (f.identifier !== CHAT || f.type !== undefined) continue;
+    const id = (f.message as { id?: unknown } | undefined)?.id;
+    if (typeof id === "number") out.push(id);
+  }
+  return out;
+}
+
+interface Counts {
+  delivered: number;
+  missing: number;
+  duplicated: number;
+  reordered: number;
+  /** Delivered although the publisher was told it failed (stored, then refused). */
+  unacked: number;
+}
+
+function count(received: number[], ledger: Ledger): Counts {
+  const acked = new Set(ledger.acked);
+  const mine = new Set([...ledger.acked, ...ledger.refused]);
+  const seen = new Set<number>();
+  const c: Counts = { delivered: 0, missing: 0, duplicated: 0, reordered: 0, unacked: 0 };
+  let last = -1;
+  for (const id of received) {
+    if (!mine.has(id)) continue; // another scenario's publication
+    if (seen.has(id)) {
+      c.duplicated++;
+      continue;
+    }
+    seen.add(id);
+    if (!acked.has(id)) {
+      c.unacked++;
+      continue;
+    }
+    c.delivered++;
+    if (id < last) c.reordered++;
+    last = Math.max(last, id);
+  }
+  for (const id of ledger.acked) if (!seen.has(id)) c.missing++;
+  return c;
+}
+
+async function connectClients(ports: number[]): Promise<WsClient[]> {
+  const clients: WsClient[] = [];
+  for (const port of ports) {
+    for (let i = 0; i < CLIENTS_PER_NODE; i++) {
+      const c = new WsClient(`ws://127.0.0.1:${port}/cable`, EXT);
+      clients.push(c);
+      await c.waitFor((f) => f.type === "welcome");
+      await subscribe(c);
+    }
+  }
+  return clients;
+}
+
+/** Waits (bounded) until every client got every acknowledged id. */
+async function waitForAll(clients: WsClient[], ledger: Ledger): Promise<void> {
+  const want = ledger.acked;
+  await Promise.allSettled(clients.map((c) =>
+    c.waitFor(() => {
+      const got = new Set(ids(c));
+      return want.every((id) => got.has(id));
+    }, 15_000)
+  ));
+}
+
+function report(label: string, clients: WsClient[], ledger: Ledger, extra: string): Counts {
+  const per = clients.map((c) => count(ids(c), ledger));
+  const sum = per.reduce((a, c) => ({
+    delivered: a.delivered + c.delivered,
+    missing: a.missing + c.missing,
+    duplicated: a.duplicated + c.duplicated,
+    reordered: a.reordered + c.reordered,
+    unacked: a.unacked + c.unacked,
+  }));
+  console.log(
+    `[${label}] published ${ledger.acked.length + ledger.refused.length}, ` +
+      `acked(201) ${ledger.acked.length}, refused ${ledger.refused.length} ` +
+      `(${[...ledger.statuses].map(([s, n]) => `${s}:${n}`).join(" ")}); ` +
+      `${clients.length} clients: delivered ${sum.delivered}/${
+        ledger.acked.length * clients.length
+      }, missing ${sum.missing}, duplicated ${sum.duplicated}, reordered ${sum.reordered}, ` +
+      `delivered-but-refused ${sum.unacked}; slowest request ${ledger.slowestMs} ms; ${extra}`,
+  );
+  return sum;
+}
+
+function caughtUp(nodes: ServerProcess[]): string {
+  return nodes.map((n, i) => {
+    const lines = n.lines.filter((l) => l.msg === "pub/sub caught up");
+    const replayed = lines.reduce((a, l) => a + Number(l.replayed ?? 0), 0);
+    return `node${i}: caught up ${lines.length}x, replayed ${replayed}`;
+  }).join(", ");
+}
+
+function newLedger(): Ledger {
+  return { acked: [], refused: [], statuses: new Map(), slowestMs: 0 };
+}
+
+function assertClean(c: Counts, label: string): void {
+  assert.equal(c.missing, 0, `${label}: missing`);
+  assert.equal(c.duplicated, 0, `${label}: duplicated`);
+  assert.equal(c.reordered, 0, `${label}: reordered`);
+}
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test({
+  name: "redis: pub/sub links cut, then Redis killed -9 and restarted, while publishing: " +
+    "every 201 reaches every client once, in order",
+  ignore: !REDIS,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const redis: ServiceHandle = await startRedis();
+    let nodes: ServerProcess[] = [];
+    let clients: WsClient[] = [];
+    let admin: RedisConnection | undefined;
+    try {
+      nodes = await startNodes(2, [
+        "--presets=broker",
+        `--redis_url=${redis.url}`,
+        "--history_limit=2000",
+      ]);
+      const ports = nodes.map((n) => n.port);
+      clients = await connectClients(ports);
+      admin = await RedisConnection.open({ url: redis.url, logger: silentLogger });
+
+      // Phase 1: one node's SUBSCRIBE connection is killed (alternating nodes, ten times;
+      // Redis and its data stay): that node refuses while re-subscribing, the other keeps
+      // accepting, and the first replays what it missed (same epoch).
+      const cuts = newLedger();
+      let cutsDone!: () => void;
+      const cutting = publishUntil(ports, new Promise<void>((r) => cutsDone = r), cuts, 0);
+      await delay(500);
+      let killed = 0;
+      for (let i = 0; i < 10; i++) {
+        const list = String(await admin.command(["CLIENT", "LIST", "TYPE", "pubsub"]));
+        const subIds = [...list.matchAll(/\bid=(\d+)/g)].map((m) => m[1]).sort();
+        if (subIds.length > 0) {
+          const victim = subIds[i % subIds.length];
+          killed += Number(await admin.command(["CLIENT", "KILL", "ID", victim]));
+        }
+        await delay(250);
+      }
+      cutsDone();
+      const next = await cutting;
+      await waitForAll(clients, cuts);
+      const cutCounts = report(
+        "redis pub/sub cuts",
+        clients,
+        cuts,
+        `${killed} subscribe connections killed; ${caughtUp(nodes)}`,
+      );
+      await admin.close();
+      admin = undefined;
+
+      // Phase 2: Redis killed -9 for ~5 s (no persistence: it comes back empty, new epoch).
+      const outage = newLedger();
+      let outageDone!: () => void;
+      const publishing = publishUntil(
+        ports,
+        new Promise<void>((r) => outageDone = r),
+        outage,
+        next + 1000,
+      );
+      await delay(1000);
+      await redis.kill();
+      const down = Date.now();
+      await delay(5000);
+      await redis.restart();
+      const downMs = Date.now() - down;
+      // Keep publishing until 50 more were accepted after the restart.
+      const restarted = Date.now();
+      const ackedAtRestart = outage.acked.length;
+      while (Date.now() - restarted < 15_000 && outage.acked.length < ackedAtRestart + 50) {
+        await delay(100);
+      }
+      outageDone();
+      await publishing;
+      await waitForAll(clients, outage);
+      const outageCounts = report(
+        "redis kill -9",
+        clients,
+        outage,
+        `redis down ${downMs} ms; ${caughtUp(nodes)}`,
+      );
+
+      assertClean(cutCounts, "pub/sub cuts");
+      assertClean(outageCounts, "redis restart");
+      assert.ok(killed >= 8, "the subscribe connections were cut");
+      assert.ok(cuts.acked.length > 50 && outage.acked.length > 50, "publications went through");
+      assert.ok(outage.refused.length > 0, "the outage was noticed (some 501s)");
+      assert.ok(
+        outage.acked.some((id) => id > outage.refused[0]),
+        "publications were accepted again after the restart",
+      );
+    } finally {
+      await admin?.close();
+      await Promise.all(clients.map((c) => c.close()));
+      await stopNodes(nodes);
+      await redis.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "nats: NATS (JetStream on disk) killed -9 and restarted while publishing: " +
+    "every 201 reaches every client once, in order",
+  ignore: !NATS,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const nats: ServiceHandle = await startNats({ jetstream: true });
+    let nodes: ServerProcess[] = [];
+    let clients: WsClient[] = [];
+    try {
+      nodes = await startNodes(2, [
+        "--presets=broker",
+        `--nats_servers=${nats.url}`,
+        "--history_limit=2000",
+      ]);
+      const ports = nodes.map((n) => n.port);
+      clients = await connectClients(ports);
+
+      const outage = newLedger();
+      let outageDone!: () => void;
+      const publishing = publishUntil(ports, new Promise<void>((r) => outageDone = r), outage, 0);
+      await delay(1000);
+      await nats.kill();
+      const down = Date.now();
+      // Longer than the broker's 5 s JetStream timeout, so the outage is seen as 501s.
+      await delay(6000);
+      await nats.restart();
+      const downMs = Date.now() - down;
+      const restarted = Date.now();
+      const ackedAtRestart = outage.acked.length;
+      while (Date.now() - restarted < 15_000 && outage.acked.length < ackedAtRestart + 50) {
+        await delay(100);
+      }
+      outageDone();
+      await publishing;
+      await waitForAll(clients, outage);
+      const counts = report(
+        "nats kill -9",
+        clients,
+        outage,
+        `nats down ${downMs} ms; ${caughtUp(nodes)}`,
+      );
+      assertClean(counts, "nats restart");
+      assert.ok(outage.refused.length > 0, "the outage was noticed (some 501s)");
+      assert.ok(
+        outage.acked.length >= ackedAtRestart + 50,
+        "publications were accepted again after the restart",
+      );
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await stopNodes(nodes);
+      await nats.stop();
+    }
+  },
+});
