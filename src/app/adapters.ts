@@ -17,6 +17,7 @@ export async function createBroker(config: Config, logger: Logger): Promise<Brok
     historyTtl: config.history_ttl,
     sessionsTtl: config.sessions_ttl,
     presenceTtl: config.presence_ttl,
+    logger,
   };
   switch (config.broker) {
     case "memory": {
@@ -29,11 +30,11 @@ export async function createBroker(config: Config, logger: Logger): Promise<Brok
     }
     case "redis": {
       const { RedisBroker } = await import("../broker/redis_broker.ts");
-      return new RedisBroker({ ...opts, url: config.redis_url, logger });
+      return new RedisBroker({ ...opts, url: config.redis_url });
     }
     case "nats": {
       const { NatsBroker } = await import("../broker/nats_broker.ts");
-      return new NatsBroker({ ...opts, servers: config.nats_servers, logger });
+      return new NatsBroker({ ...opts, servers: config.nats_servers });
     }
     default:
       return new PassthroughBroker();

@@ -29,6 +29,7 @@ import {
   type StreamMessageMeta,
 } from "./broker.ts";
 import { newEpoch } from "./epoch.ts";
+import { TrimWarning } from "./trim_warning.ts";
 import { checkHistoryOffset, historyExpired, storedSeconds } from "./history_rules.ts";
 import {
   COMMIT_SESSION,
@@ -84,12 +85,14 @@ export class RedisBroker implements Broker {
   readonly #logger: Logger;
   #conn?: RedisConnection;
   #closed = false;
+  readonly #trimWarning: TrimWarning;
 
   constructor(opts: RedisBrokerOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
     this.#prefix = opts.prefix ?? "cableway:";
     this.#logger = (opts.logger ?? silentLogger).child({ broker: "redis" });
+    this.#trimWarning = new TrimWarning({ ...opts, logger: this.#logger });
   }
 
   async start(): Promise<void> {
@@ -131,7 +134,8 @@ export class RedisBroker implements Broker {
       msg.data,
       msg.meta ? JSON.stringify(msg.meta) : "",
     ]);
-    const [epoch, offset] = reply as [string, number];
+    const [epoch, offset, trimmedAt] = reply as [string, number, string | number];
+    if (Number(trimmedAt) > 0) this.#trimWarning.trimmed(msg.stream, Number(trimmedAt), now);
     return { ...msg, offset: Number(offset), epoch: String(epoch) };
   }
 
