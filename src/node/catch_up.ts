@@ -40,6 +40,14 @@ interface StreamPosition {
   since: number;
   /** Registered messages kept back while the stream catches up; null when not holding. */
   held: StreamMessage[] | null;
+  /**
+   * Offsets (replayedFrom, replayedTo] of `replayedEpoch` were delivered from history by the
+   * last catch-up: a live copy arriving later (published before the read, but slow to reach
+   * the pub/sub) is dropped.
+   */
+  replayedFrom: number;
+  replayedTo: number;
+  replayedEpoch?: string;
 }
 
 export class StreamCatchUp implements PubSubHandler {
@@ -86,6 +94,8 @@ export class StreamCatchUp implements PubSubHandler {
       offset: 0,
       since: Date.now(),
       held: this.#behind ? [] : null,
+      replayedFrom: 0,
+      replayedTo: 0,
     });
   }
 
@@ -103,6 +113,9 @@ export class StreamCatchUp implements PubSubHandler {
           pos.held.push(msg);
           return;
         }
+        if (
+          offset <= pos.replayedTo && offset > pos.replayedFrom && msg.epoch === pos.replayedEpoch
+        ) return;
         if (pos.epoch !== msg.epoch) {
           pos.epoch = msg.epoch;
           pos.offset = offset;
@@ -205,6 +218,11 @@ export class StreamCatchUp implements PubSubHandler {
       });
     }
     for (const msg of fresh) this.#target.deliver(msg);
+    if (fresh.length > 0) {
+      pos.replayedEpoch = current;
+      pos.replayedFrom = fresh[0].offset! - 1;
+      pos.replayedTo = fresh[fresh.length - 1].offset!;
+    }
     const held = pos.held;
     pos.held = null;
     if (current !== undefined) {
