@@ -64,6 +64,7 @@ export class Publisher implements BroadcastHandler {
     if (!Array.isArray(parsed)) {
       this.#logger.debug("remote command", { command: parsed.command });
       if (opts.fanout) this.#local.execute(parsed);
+      else if (!this.#ready()) throw notReady(); // this node would miss its own command
       else await this.#pubsub.broadcastCommand(parsed);
       return;
     }
