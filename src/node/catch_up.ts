@@ -32,6 +32,9 @@ export interface CatchUpOptions {
   retryMs?: number;
 }
 
+/** History reads in flight at once during a catch-up. */
+const CONCURRENT_READS = 16;
+
 interface StreamPosition {
   /** Epoch of the last registered message delivered here; undefined before the first one. */
   epoch?: string;
@@ -158,26 +161,37 @@ export class StreamCatchUp implements PubSubHandler {
   async #catchUp(generation: number): Promise<void> {
     const started = Date.now();
     let replayed = 0;
+    const stale = () => generation !== this.#generation || this.#closed;
     try {
-      for (const [stream, pos] of this.#streams) {
-        if (pos.held === null) continue;
-        replayed += await this.#catchUpStream(stream, pos, generation);
-        if (generation !== this.#generation || this.#closed) return;
+      // Rounds until no stream holds: streams subscribed meanwhile start out holding.
+      for (let round = 0; !stale(); round++) {
+        const batch = [...this.#streams].filter(([, pos]) => pos.held !== null);
+        if (batch.length === 0) break;
+        let next = 0;
+        const worker = async () => {
+          while (next < batch.length && !stale()) {
+            const [stream, pos] = batch[next++];
+            if (this.#streams.get(stream) !== pos || pos.held === null) continue;
+            const n = await this.#catchUpStream(stream, pos, generation);
+            replayed += n; // not `replayed += await …`: that reads `replayed` before awaiting
+          }
+        };
+        await Promise.all(
+          Array.from({ length: Math.min(CONCURRENT_READS, batch.length) }, worker),
+        );
       }
     } catch (err) {
-      if (generation !== this.#generation || this.#closed) return;
+      if (stale()) return;
       this.#logger.warn("catch-up history read failed, retrying", {
         error: err,
         retry_ms: this.#retryMs,
       });
       this.#retryTimer = setTimeout(() => {
-        if (generation === this.#generation && !this.#closed) this.#start(generation);
+        if (!stale()) this.#start(generation);
       }, this.#retryMs);
       return;
     }
-    if (generation !== this.#generation || this.#closed) return;
-    // Streams added while catching up started out holding: the loop above covered them
-    // (Map iteration visits entries added during it).
+    if (stale()) return;
     this.#behind = false;
     this.stats.caughtUp++;
     this.stats.replayed += replayed;

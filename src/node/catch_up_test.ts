@@ -155,3 +155,24 @@ Deno.test("catch-up: a stream first subscribed during the outage gets what was s
   assert.equal(target.got.length, 2);
   catchUp.close();
 });
+
+Deno.test("catch-up: many streams are all replayed (reads run concurrently)", async () => {
+  const { broker, target, catchUp } = setup();
+  const streams = Array.from({ length: 50 }, (_, i) => `s${i}`);
+  for (const s of streams) {
+    catchUp.streamAdded(s);
+    catchUp.deliver(await broker.store({ stream: s, data: "before" }));
+  }
+  catchUp.linkLost();
+  for (const s of streams) await broker.store({ stream: s, data: "during" });
+  catchUp.linkRestored();
+  await catchUp.settled();
+  assert.equal(catchUp.ready, true);
+  assert.equal(catchUp.stats.replayed, 50);
+  for (const s of streams) {
+    assert.deepEqual(target.got.filter((k) => k.startsWith(`${s}:`)).map((k) => k.split(":")[2]), [
+      "1",
+      "2",
+    ]);
+  }
+});
