@@ -3,7 +3,7 @@
  * every node receives every publication and delivers it locally (fan-out, no broker).
  */
 import { type Logger, silentLogger } from "../logger/logger.ts";
-import { RedisConnection } from "../util/redis_connection.ts";
+import { LIVENESS, RedisConnection } from "../util/redis_connection.ts";
 import { type Broadcaster, type BroadcastHandler, InvalidBroadcastError } from "./broadcaster.ts";
 
 export interface RedisBroadcasterOptions {
@@ -32,7 +32,7 @@ export class RedisBroadcaster implements Broadcaster {
   }
 
   async start(handler: BroadcastHandler): Promise<void> {
-    const conn = await RedisConnection.open({ url: this.#url, logger: this.#logger });
+    const conn = await RedisConnection.open({ url: this.#url, logger: this.#logger, ...LIVENESS });
     if (this.#closed) {
       await conn.close();
       return;

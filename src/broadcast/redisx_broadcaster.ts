@@ -8,7 +8,12 @@
  * XAUTOCLAIMed by another once idle for `claimIdleMs`.
  */
 import { type Logger, silentLogger } from "../logger/logger.ts";
-import { isReplyError, RedisConnection, type RedisReply } from "../util/redis_connection.ts";
+import {
+  isReplyError,
+  LIVENESS,
+  RedisConnection,
+  type RedisReply,
+} from "../util/redis_connection.ts";
 import { type Broadcaster, type BroadcastHandler, InvalidBroadcastError } from "./broadcaster.ts";
 
 export interface RedisStreamsBroadcasterOptions {
@@ -73,7 +78,13 @@ export class RedisStreamsBroadcaster implements Broadcaster {
   }
 
   async start(handler: BroadcastHandler): Promise<void> {
-    const conn = await RedisConnection.open({ url: this.#url, logger: this.#logger });
+    const conn = await RedisConnection.open({
+      url: this.#url,
+      logger: this.#logger,
+      pingIntervalMs: LIVENESS.pingIntervalMs,
+      // XREADGROUP BLOCK keeps the socket quiet for up to blockMs.
+      idleTimeoutMs: LIVENESS.idleTimeoutMs + this.#blockMs,
+    });
     if (this.#closed) {
       await conn.close();
       return;

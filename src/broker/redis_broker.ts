@@ -13,6 +13,7 @@ import type { RedisScript } from "../util/redis_script.ts";
 import {
   isReplyError,
   isServerError,
+  LIVENESS,
   RedisConnection,
   type RedisReply,
   RedisUnavailableError,
@@ -101,6 +102,7 @@ export class RedisBroker implements Broker {
       url: this.#opts.url,
       logger: this.#logger,
       failWhileDown: true,
+      ...LIVENESS,
     });
     if (this.#closed) {
       await conn.close();

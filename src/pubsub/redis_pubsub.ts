@@ -12,7 +12,7 @@
  */
 import type { StreamMessage } from "../broker/broker.ts";
 import { type Logger, silentLogger } from "../logger/logger.ts";
-import { RedisConnection, RedisUnavailableError } from "../util/redis_connection.ts";
+import { LIVENESS, RedisConnection, RedisUnavailableError } from "../util/redis_connection.ts";
 import type { PubSub, PubSubHandler, RemoteCommand } from "./pubsub.ts";
 import {
   decodeCommand,
@@ -61,12 +61,14 @@ export class RedisPubSub implements PubSub {
       url: this.#url,
       logger: this.#logger.child({ conn: "publish" }),
       failWhileDown: true,
+      ...LIVENESS,
     });
     let sub: RedisConnection;
     try {
       sub = await RedisConnection.open({
         url: this.#url,
         logger: this.#logger.child({ conn: "subscribe" }),
+        ...LIVENESS,
       });
     } catch (err) {
       await pub.close();

@@ -12,6 +12,12 @@ export class RedisUnavailableError extends Error {
   }
 }
 
+/**
+ * The liveness check every Cableway Redis connection uses: PING each second, drop the socket
+ * after 5 s without any traffic (a connection running a blocking command adds its block time).
+ */
+export const LIVENESS = { pingIntervalMs: 1000, idleTimeoutMs: 5000 } as const;
+
 /** A raw RESP2 reply as node-redis returns it for `sendCommand`. */
 export type RedisReply = string | number | null | RedisReply[];
 
@@ -29,6 +35,14 @@ export interface RedisConnectionOptions {
   connectTimeoutMs?: number;
   /** Upper bound of the reconnect backoff. Default 2000 ms. */
   maxBackoffMs?: number;
+  /**
+   * Liveness check for a connection that may sit idle (SUBSCRIBE): a PING every
+   * `pingIntervalMs`, and the socket is dropped (then reconnected) when nothing moved on it
+   * for `idleTimeoutMs`, so a link that died silently is noticed in seconds, not when TCP
+   * gives up. Both off by default.
+   */
+  pingIntervalMs?: number;
+  idleTimeoutMs?: number;
 }
 
 /** The subset of node-redis' client this module uses (its generic types are unwieldy). */
@@ -63,8 +77,10 @@ export class RedisConnection {
       url: opts.url,
       RESP: 2,
       disableOfflineQueue: opts.failWhileDown ?? false,
+      ...(opts.pingIntervalMs ? { pingInterval: opts.pingIntervalMs } : {}),
       socket: {
         connectTimeout: opts.connectTimeoutMs ?? 5000,
+        ...(opts.idleTimeoutMs ? { socketTimeout: opts.idleTimeoutMs } : {}),
         reconnectStrategy: (retries: number) =>
           Math.min(50 * 2 ** retries, maxBackoff) + Math.floor(Math.random() * 50),
       },
