@@ -495,3 +495,56 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "nats: one node's NATS links go silently dead (no reset) while publishing: it " +
+    "notices, reconnects and catches up; every 201 once, in order",
+  ignore: !NATS,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const nats: ServiceHandle = await startNats({ jetstream: true });
+    const proxy = new BlackholeProxy(nats.port);
+    let nodes: ServerProcess[] = [];
+    let clients: WsClient[] = [];
+    try {
+      const args = ["--presets=broker", "--history_limit=2000"];
+      nodes = [
+        ...await startNodes(1, [...args, `--nats_servers=${nats.url}`]),
+        ...await startNodes(1, [...args, `--nats_servers=nats://127.0.0.1:${proxy.port}`]),
+      ];
+      const ports = nodes.map((n) => n.port);
+      clients = await connectClients(ports);
+      const from = mark(nodes);
+      const ledger = newLedger();
+      let done!: () => void;
+      const publishing = publishUntil(ports, new Promise<void>((r) => done = r), ledger, 0);
+      await delay(1000);
+      const dead = proxy.blackhole();
+      const cutAt = Date.now();
+      await nodes[1].waitForLog((l) => l.msg === "pub/sub caught up", 30_000);
+      const noticedMs = Date.now() - cutAt;
+      const acked = ledger.acked.length;
+      const deadline = Date.now() + 10_000;
+      while (ledger.acked.length < acked + 25 && Date.now() < deadline) await delay(50);
+      done();
+      await publishing;
+      await waitForAll(clients, ledger);
+      const counts = report(
+        "nats silently dead links",
+        clients,
+        ledger,
+        `${dead} connections of node1 blackholed; node1 back and caught up after ${noticedMs} ms; ${
+          caughtUp(nodes, from)
+        }`,
+      );
+      assertClean(counts, "nats silently dead links");
+      assert.ok(dead >= 2, "node1's connections went through the proxy");
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await stopNodes(nodes);
+      proxy.close();
+      await nats.stop();
+    }
+  },
+});

@@ -8,6 +8,9 @@ import type { NatsConnection, Status } from "nats";
 import { connectGuarded } from "./nats_transport.ts";
 import type { Logger } from "../logger/logger.ts";
 
+const PING_INTERVAL_MS = 2000;
+const MAX_PINGS_OUT = 3;
+
 export class NatsUnavailableError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
@@ -59,6 +62,10 @@ export class NatsLink {
         maxReconnectAttempts: -1,
         reconnectTimeWait: opts.reconnectWaitMs ?? 500,
         reconnectJitter: 100,
+        // Liveness: a link that died without a reset is dropped (then redialed) after
+        // MAX_PINGS_OUT unanswered PINGs, i.e. within ~8 s rather than nats.js's 4 minutes.
+        pingInterval: PING_INTERVAL_MS,
+        maxPingOut: MAX_PINGS_OUT,
         ignoreClusterUpdates: false,
       });
       return new NatsLink(nc, logger);
