@@ -34,6 +34,11 @@ export interface CatchUpOptions {
 
 /** History reads in flight at once during a catch-up. */
 const CONCURRENT_READS = 16;
+/**
+ * Held messages per stream before the buffer is emptied (while no read of that stream is in
+ * flight, whatever is held is in the history its next read returns, so nothing is lost).
+ */
+const MAX_HELD = 10_000;
 
 interface StreamPosition {
   /** Epoch of the last registered message delivered here; undefined before the first one. */
@@ -43,6 +48,8 @@ interface StreamPosition {
   since: number;
   /** Registered messages kept back while the stream catches up; null when not holding. */
   held: StreamMessage[] | null;
+  /** A history read of this stream is in flight. */
+  reading: boolean;
   /**
    * Offsets (replayedFrom, replayedTo] of `replayedEpoch` were delivered from history by the
    * last catch-up: a live copy arriving later (published before the read, but slow to reach
@@ -97,6 +104,7 @@ export class StreamCatchUp implements PubSubHandler {
       offset: 0,
       since: Date.now(),
       held: this.#behind ? [] : null,
+      reading: false,
       replayedFrom: 0,
       replayedTo: 0,
     });
@@ -113,6 +121,7 @@ export class StreamCatchUp implements PubSubHandler {
       const pos = this.#streams.get(msg.stream);
       if (pos !== undefined) {
         if (pos.held !== null) {
+          if (pos.held.length >= MAX_HELD && !pos.reading) pos.held = [];
           pos.held.push(msg);
           return;
         }
@@ -211,7 +220,13 @@ export class StreamCatchUp implements PubSubHandler {
     // Everything held so far was stored before this read: the read returns it.
     pos.held = [];
     const since = pos.epoch === undefined ? Math.floor(pos.since / 1000) : 0;
-    const entries = await this.#broker.historySince(stream, since);
+    let entries: StreamMessage[];
+    pos.reading = true;
+    try {
+      entries = await this.#broker.historySince(stream, since);
+    } finally {
+      pos.reading = false;
+    }
     if (generation !== this.#generation || this.#closed) return 0;
     if (this.#streams.get(stream) !== pos) return 0; // unsubscribed meanwhile
     const current = entries[0]?.epoch;
