@@ -171,8 +171,12 @@ export class NatsPubSub implements PubSub {
         }
       },
       (err) => {
-        // The next reconnect tries again.
-        if (!this.#closed) this.#logger.warn("nats flush after reconnect failed", { error: err });
+        if (this.#closed || generation !== this.#generation) return;
+        // Still connected (a drop bumps the generation, the next reconnect retries): again.
+        this.#logger.warn("nats flush after reconnect failed, retrying", { error: err });
+        setTimeout(() => {
+          if (generation === this.#generation && link.connected) this.#restore(link);
+        }, 500);
       },
     );
   }
