@@ -35,6 +35,7 @@ export async function createBroker(config: Config, logger: Logger): Promise<Brok
     historyTtl: config.history_ttl,
     sessionsTtl: config.sessions_ttl,
     presenceTtl: config.presence_ttl,
+    logger,
   };
   switch (config.broker) {
     case "memory": {

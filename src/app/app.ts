@@ -7,6 +7,7 @@ import type { Logger } from "../logger/logger.ts";
 import { type Authenticator, NoAuthAuthenticator } from "../node/authenticator.ts";
 import type { Controller } from "../node/controller.ts";
 import { Node } from "../node/node.ts";
+import { StreamCatchUp } from "../node/catch_up.ts";
 import { NoRpcController } from "../node/norpc_controller.ts";
 import { Publisher } from "../node/publisher.ts";
 import { DisconnectQueue } from "../rpc/disconnect_queue.ts";
@@ -150,9 +151,17 @@ export async function startApp(
   const baseBroker = await createBroker(config, logger);
   await baseBroker.start();
   const pubsub = await createPubSub(config, logger);
+  // After a pub/sub drop, a shared broker's history fills what other nodes published meanwhile.
+  let catchUp: StreamCatchUp | undefined;
   const hub = new Hub({
-    streamAdded: (s) => pubsub.subscribe(s),
-    streamRemoved: (s) => pubsub.unsubscribe(s),
+    streamAdded: (s) => {
+      catchUp?.streamAdded(s);
+      pubsub.subscribe(s);
+    },
+    streamRemoved: (s) => {
+      pubsub.unsubscribe(s);
+      catchUp?.streamRemoved(s);
+    },
   });
   const ds = await setupDs(config, baseBroker, hub, pubsub, logger);
   const broker = ds?.broker ?? baseBroker;
@@ -206,6 +215,7 @@ export async function startApp(
     hub,
     local: { deliver: (msg) => hub.broadcast(msg), execute: (cmd) => node.execute(cmd) },
     logger,
+    ready: () => pubsub.ready && (catchUp?.ready ?? true),
   });
   const node = new Node({
     pingInterval: config.ping_interval,
@@ -233,7 +243,10 @@ export async function startApp(
     logger,
     publish: (msg) => publisher.publish(msg),
   });
-  await pubsub.start(node);
+  if (["redis", "nats", "kv"].includes(broker.name) && pubsub.name !== "local") {
+    catchUp = new StreamCatchUp({ target: node, broker, logger });
+  }
+  await pubsub.start(catchUp ?? node);
   node.start();
 
   const metrics = registerMetrics(config.metrics_tags, {
@@ -484,6 +497,7 @@ export async function startApp(
         ]),
         new Promise((r) => setTimeout(r, 1000)),
       ]);
+      catchUp?.close();
       await pubsub.close().catch(() => {});
       await broker.close().catch(() => {});
       await rpc?.close();

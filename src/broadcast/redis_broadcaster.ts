@@ -4,7 +4,7 @@ import type { RedisSettings } from "../util/redis_settings.ts";
  * every node receives every publication and delivers it locally (fan-out, no broker).
  */
 import { type Logger, silentLogger } from "../logger/logger.ts";
-import { RedisConnection } from "../util/redis_connection.ts";
+import { LIVENESS, RedisConnection } from "../util/redis_connection.ts";
 import { type Broadcaster, type BroadcastHandler, InvalidBroadcastError } from "./broadcaster.ts";
 
 export interface RedisBroadcasterOptions {
@@ -41,6 +41,7 @@ export class RedisBroadcaster implements Broadcaster {
       url: this.#url,
       settings: this.#redis,
       logger: this.#logger,
+      ...LIVENESS,
     });
     if (this.#closed) {
       await conn.close();

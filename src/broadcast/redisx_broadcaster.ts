@@ -3,10 +3,18 @@ import type { RedisSettings } from "../util/redis_settings.ts";
  * Redis Streams broadcaster (`redisx`, shared/PROTOCOL.md §9.4): one node of the cluster
  * consumes each `XADD __anycable__ * payload <json>` entry through consumer group `bx`, hands
  * it to the broker path (`fanout: false`) and only then XACKs + XDELs it. An entry whose
- * handling failed stays pending and is XAUTOCLAIMed (by any node) once idle for `claimIdleMs`.
+ * handling failed (e.g. 501: the pub/sub is reconnecting) stays pending and is never acked:
+ * this consumer stops at it, backs off and retries its own pending entries first (XREADGROUP
+ * from id 0), so entries keep their order. Entries left pending by a node that died are
+ * XAUTOCLAIMed by another once idle for `claimIdleMs`.
  */
 import { type Logger, silentLogger } from "../logger/logger.ts";
-import { isReplyError, RedisConnection, type RedisReply } from "../util/redis_connection.ts";
+import {
+  isReplyError,
+  LIVENESS,
+  RedisConnection,
+  type RedisReply,
+} from "../util/redis_connection.ts";
 import { type Broadcaster, type BroadcastHandler, InvalidBroadcastError } from "./broadcaster.ts";
 
 export interface RedisStreamsBroadcasterOptions {
@@ -51,6 +59,8 @@ export class RedisStreamsBroadcaster implements Broadcaster {
   #loop?: Promise<void>;
   #closed = false;
   #lastClaim = 0;
+  /** A handling failed: re-read this consumer's pending entries before new ones. */
+  #backlog = false;
 
   constructor(opts: RedisStreamsBroadcasterOptions) {
     this.#url = opts.url;
@@ -77,6 +87,9 @@ export class RedisStreamsBroadcaster implements Broadcaster {
       url: this.#url,
       settings: this.#redis,
       logger: this.#logger,
+      pingIntervalMs: LIVENESS.pingIntervalMs,
+      // XREADGROUP BLOCK keeps the socket quiet for up to blockMs.
+      idleTimeoutMs: LIVENESS.idleTimeoutMs + this.#blockMs,
     });
     if (this.#closed) {
       await conn.close();
@@ -109,6 +122,7 @@ export class RedisStreamsBroadcaster implements Broadcaster {
           await this.#claimStale(conn, handler);
           this.#lastClaim = Date.now();
         }
+        const backlog = this.#backlog;
         const reply = await conn.command([
           "XREADGROUP",
           "GROUP",
@@ -116,13 +130,18 @@ export class RedisStreamsBroadcaster implements Broadcaster {
           this.#consumer,
           "COUNT",
           this.#batch,
-          "BLOCK",
-          this.#blockMs,
+          ...(backlog ? [] : ["BLOCK", this.#blockMs]),
           "STREAMS",
           this.#stream,
-          ">",
+          backlog ? "0" : ">",
         ]);
-        await this.#process(conn, handler, parseReadReply(reply));
+        const entries = parseReadReply(reply);
+        if (backlog && entries.length === 0) this.#backlog = false;
+        if (!await this.#process(conn, handler, entries)) {
+          failures++;
+          await abortableDelay(Math.min(50 * 2 ** Math.min(failures, 5), 1000), this.#abort.signal);
+          continue;
+        }
         failures = 0;
       } catch (err) {
         if (this.#closed) break;
@@ -173,19 +192,23 @@ export class RedisStreamsBroadcaster implements Broadcaster {
       if (entries.length > 0) {
         this.#logger.debug("claimed pending broadcasts", { count: entries.length });
       }
-      await this.#process(conn, handler, entries);
+      if (!await this.#process(conn, handler, entries)) return;
       cursor = typeof reply[0] === "string" ? reply[0] : "0-0";
       if (cursor === "0-0") return;
     }
   }
 
+  /**
+   * Handles entries in order; stops at the first that could not be handled (it stays
+   * pending, as do the ones after it) and returns false.
+   */
   async #process(
     conn: RedisConnection,
     handler: BroadcastHandler,
     entries: StreamEntry[],
-  ): Promise<void> {
+  ): Promise<boolean> {
     for (const entry of entries) {
-      if (this.#closed) return;
+      if (this.#closed) return true;
       if (entry.payload === null) {
         this.#logger.warn("redisx entry without payload dropped", { id: entry.id });
         await this.#ack(conn, entry.id);
@@ -196,16 +219,18 @@ export class RedisStreamsBroadcaster implements Broadcaster {
       } catch (err) {
         if (!(err instanceof InvalidBroadcastError)) {
           // Left pending: XAUTOCLAIM retries it once idle.
-          this.#logger.error("failed to handle broadcast, will retry", {
+          this.#logger.warn("failed to handle broadcast, will retry", {
             id: entry.id,
             error: err,
           });
-          continue;
+          this.#backlog = true;
+          return false;
         }
         this.#logger.warn("invalid broadcast message", { id: entry.id, error: err });
       }
       await this.#ack(conn, entry.id);
     }
+    return true;
   }
 
   async #ack(conn: RedisConnection, id: string): Promise<void> {

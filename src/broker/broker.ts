@@ -1,3 +1,5 @@
+import type { Logger } from "../logger/logger.ts";
+
 /**
  * The Broker seam: stream history with epoch + offsets, resumable sessions and presence.
  * A broker only stores; delivery is the pub/sub's job (see src/node/publisher.ts).
@@ -108,4 +110,6 @@ export interface BrokerOptions {
   presenceTtl: number;
   /** Milliseconds since epoch; injectable for fake-time tests. */
   now?: () => number;
+  /** For the warnings a broker logs (history trimmed before its TTL). */
+  logger?: Logger;
 }

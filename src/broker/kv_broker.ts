@@ -16,6 +16,7 @@ import {
   streamForgotten,
 } from "./history_rules.ts";
 import { deleteChunks, type PackedText, packText, unpackText } from "./kv_chunks.ts";
+import { TrimWarning } from "./trim_warning.ts";
 import { KvPresence } from "./kv_presence.ts";
 import { retryBusy, RetryingKv } from "./kv_retry.ts";
 
@@ -69,9 +70,11 @@ export class KvBroker implements Broker {
   #closed = false;
   #epoch = "";
   #presence?: KvPresence;
+  readonly #trimWarning: TrimWarning;
 
   constructor(opts: KvBrokerOptions) {
     this.#opts = opts;
+    this.#trimWarning = new TrimWarning({ ...opts, logger: opts.logger?.child({ broker: "kv" }) });
     this.#now = opts.now ?? Date.now;
     this.#prefix = opts.prefix ?? ["cableway"];
   }
@@ -209,6 +212,7 @@ export class KvBroker implements Broker {
     const counterKey = this.#key("o", msg.stream);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const now = this.#now();
+      let trimmedAt: number | undefined;
       const counter = await kv.get<Counter>(counterKey);
       const live = counter.value && !streamForgotten(counter.value.time, now, historyTtl);
       const offset = (live ? counter.value!.last : 0) + 1;
@@ -227,12 +231,16 @@ export class KvBroker implements Broker {
         if (trim >= 1) {
           const old = await kv.get<HistoryEntry>(this.#key("h", msg.stream, trim));
           if (old.value) {
+            trimmedAt = old.value.time;
             op.delete(old.key);
             deleteChunks(op, this.#key("hc", msg.stream, trim), old.value);
           }
         }
       }
-      if ((await kv.commit(op)).ok) return { ...msg, offset, epoch: this.#epoch };
+      if ((await kv.commit(op)).ok) {
+        if (trimmedAt !== undefined) this.#trimWarning.trimmed(msg.stream, trimmedAt, now);
+        return { ...msg, offset, epoch: this.#epoch };
+      }
     }
     throw new Error(`offset allocation for stream ${msg.stream} kept conflicting`);
   }

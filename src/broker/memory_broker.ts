@@ -16,6 +16,7 @@ import {
   streamForgotten,
 } from "./history_rules.ts";
 import { MemoryPresence } from "./memory_presence.ts";
+import { TrimWarning } from "./trim_warning.ts";
 
 export type MemoryBrokerOptions = BrokerOptions & {
   /** Fixed epoch (tests); a random 4-character id per instance otherwise. */
@@ -63,9 +64,14 @@ export class MemoryBroker implements Broker {
   readonly #sessions = new Map<string, MemSession>();
   readonly #presence = new MemoryPresence();
   #lastSweep = Number.NEGATIVE_INFINITY;
+  readonly #trimWarning: TrimWarning;
 
   constructor(opts: MemoryBrokerOptions) {
     this.#opts = opts;
+    this.#trimWarning = new TrimWarning({
+      ...opts,
+      logger: opts.logger?.child({ broker: "memory" }),
+    });
     this.#now = opts.now ?? Date.now;
     this.#epoch = opts.epoch || newEpoch();
   }
@@ -98,6 +104,10 @@ export class MemoryBroker implements Broker {
     const entry: Entry = { offset, data: msg.data, time: now };
     if (msg.meta) entry.meta = msg.meta;
     stream.entries.push(entry);
+    const overflow = stream.entries.length - this.#opts.historyLimit;
+    if (overflow > 0 && this.#opts.historyLimit > 0) {
+      this.#trimWarning.trimmed(msg.stream, stream.entries[overflow - 1].time, now);
+    }
     this.#trim(stream, now);
     return Promise.resolve({ ...msg, offset, epoch: this.#epoch });
   }

@@ -14,6 +14,7 @@ import type { RedisScript } from "../util/redis_script.ts";
 import {
   isReplyError,
   isServerError,
+  LIVENESS,
   RedisConnection,
   type RedisReply,
   RedisUnavailableError,
@@ -30,6 +31,7 @@ import {
   type StreamMessageMeta,
 } from "./broker.ts";
 import { newEpoch } from "./epoch.ts";
+import { TrimWarning } from "./trim_warning.ts";
 import { checkHistoryOffset, historyExpired, storedSeconds } from "./history_rules.ts";
 import {
   COMMIT_SESSION,
@@ -87,12 +89,14 @@ export class RedisBroker implements Broker {
   readonly #logger: Logger;
   #conn?: RedisConnection;
   #closed = false;
+  readonly #trimWarning: TrimWarning;
 
   constructor(opts: RedisBrokerOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
     this.#prefix = opts.prefix ?? "cableway:";
     this.#logger = (opts.logger ?? silentLogger).child({ broker: "redis" });
+    this.#trimWarning = new TrimWarning({ ...opts, logger: this.#logger });
   }
 
   async start(): Promise<void> {
@@ -102,6 +106,7 @@ export class RedisBroker implements Broker {
       settings: this.#opts.redis,
       logger: this.#logger,
       failWhileDown: true,
+      ...LIVENESS,
     });
     if (this.#closed) {
       await conn.close();
@@ -135,7 +140,8 @@ export class RedisBroker implements Broker {
       msg.data,
       msg.meta ? JSON.stringify(msg.meta) : "",
     ]);
-    const [epoch, offset] = reply as [string, number];
+    const [epoch, offset, trimmedAt] = reply as [string, number, string | number];
+    if (Number(trimmedAt) > 0) this.#trimWarning.trimmed(msg.stream, Number(trimmedAt), now);
     return { ...msg, offset: Number(offset), epoch: String(epoch) };
   }
 

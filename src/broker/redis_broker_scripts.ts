@@ -22,7 +22,10 @@ end
 return epoch
 `;
 
-/** KEYS: epoch, history, meta. ARGV: candidate epoch, now, limit, forget ms, gc ms, data, meta. */
+/**
+ * KEYS: epoch, history, meta. ARGV: candidate epoch, now, limit, forget ms, gc ms, data, meta.
+ * Returns {epoch, offset, store time (ms) of the entry the limit trimmed, or 0}.
+ */
 export const STORE = new RedisScript(`
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
@@ -35,6 +38,16 @@ if (not last) or (tonumber(ARGV[2]) - tonumber(last) > tonumber(ARGV[4])) then
 end
 local seq = redis.call('HINCRBY', KEYS[3], 'seq', 1)
 redis.call('HSET', KEYS[3], 'last', ARGV[2])
+local trimmed = 0
+local limit = tonumber(ARGV[3])
+if limit > 0 and redis.call('XLEN', KEYS[2]) >= limit then
+  local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+  if oldest then
+    for i = 1, #oldest[2], 2 do
+      if oldest[2][i] == 't' then trimmed = oldest[2][i + 1] end
+    end
+  end
+end
 if ARGV[7] == '' then
   redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', 'd', ARGV[6], 't', ARGV[2])
 else
@@ -43,7 +56,7 @@ else
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
-return {epoch, seq}
+return {epoch, seq, trimmed}
 `);
 
 /** KEYS: epoch, history, meta. ARGV: now, forget ms. Returns {epoch, latest (0: unknown), entries}. */

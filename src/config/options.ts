@@ -317,7 +317,7 @@ export const OPTIONS = {
   // Broker
   broker: str("", "broker", "Broker (memory, kv, redis, nats); empty = none"),
   kv_path: str("", "broker", "Deno KV database path for --broker=kv (:memory: allowed)"),
-  history_limit: int(100, "broker", "Messages kept per stream"),
+  history_limit: int(100, "broker", "Messages kept per stream (size it: rate × reconnect time)"),
   history_ttl: int(300, "broker", "Seconds a message is kept"),
   sessions_ttl: int(300, "broker", "Seconds a disconnected session can be restored"),
   presence_ttl: int(

@@ -2,7 +2,12 @@ import type { Broker, StreamMessage } from "../broker/broker.ts";
 import { type BroadcastHandler, InvalidBroadcastError } from "../broadcast/broadcaster.ts";
 import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../logger/logger.ts";
-import type { PubSub, PubSubHandler, RemoteCommand } from "../pubsub/pubsub.ts";
+import {
+  type PubSub,
+  type PubSubHandler,
+  PubSubUnavailableError,
+  type RemoteCommand,
+} from "../pubsub/pubsub.ts";
 
 export interface PublisherStats {
   broadcasts: number;
@@ -13,6 +18,10 @@ export interface PublisherStats {
  * The broadcast pipeline: parse a publication, register it with the broker (single-delivery
  * intakes only), and hand it to the pub/sub. Per stream, registration and hand-off happen in
  * publication order.
+ *
+ * Nothing is registered or handed over while `ready()` is false (the pub/sub link is down or
+ * this node is still catching up after a drop): the publication is refused with
+ * PubSubUnavailableError (HTTP 501) rather than accepted and missed by subscribers.
  */
 export class Publisher implements BroadcastHandler {
   readonly #broker: Broker;
@@ -20,12 +29,23 @@ export class Publisher implements BroadcastHandler {
   readonly #hub: Hub;
   readonly #local: PubSubHandler;
   readonly #logger: Logger;
+  readonly #ready: () => boolean;
   readonly #chains = new Map<string, Promise<void>>();
   readonly stats: PublisherStats = { broadcasts: 0, failedBroadcasts: 0 };
 
   constructor(
-    opts: { broker: Broker; pubsub: PubSub; hub: Hub; local: PubSubHandler; logger: Logger },
+    opts: {
+      broker: Broker;
+      pubsub: PubSub;
+      hub: Hub;
+      local: PubSubHandler;
+      logger: Logger;
+      /** Whether publications can be accepted now; default: the pub/sub's `ready`. */
+      ready?: () => boolean;
+    },
   ) {
+    const pubsub = opts.pubsub;
+    this.#ready = opts.ready ?? (() => pubsub.ready);
     this.#broker = opts.broker;
     this.#pubsub = opts.pubsub;
     this.#hub = opts.hub;
@@ -44,6 +64,7 @@ export class Publisher implements BroadcastHandler {
     if (!Array.isArray(parsed)) {
       this.#logger.debug("remote command", { command: parsed.command });
       if (opts.fanout) this.#local.execute(parsed);
+      else if (!this.#ready()) throw notReady(); // this node would miss its own command
       else await this.#pubsub.broadcastCommand(parsed);
       return;
     }
@@ -58,12 +79,15 @@ export class Publisher implements BroadcastHandler {
   /** Registers (unless transient) and distributes one message, in order per stream. */
   publish(msg: StreamMessage): Promise<void> {
     const unregistered = msg.meta?.transient || !this.#broker.persistent;
+    if (!this.#ready()) return Promise.reject(notReady());
     const pending = this.#chains.get(msg.stream);
     // Nothing to register and nothing queued for this stream: hand it over directly
     // (the hot path without a broker; pub/subs keep the order of their calls).
     if (unregistered && !pending) return this.#pubsub.broadcast(msg);
     const prev = pending ?? Promise.resolve();
     const next = prev.catch(() => {}).then(async () => {
+      // Checked again here: the link may have dropped while this waited in line.
+      if (!this.#ready()) throw notReady();
       const registered = unregistered ? msg : await this.#broker.store(msg);
       await this.#pubsub.broadcast(registered);
     });
@@ -73,6 +97,10 @@ export class Publisher implements BroadcastHandler {
     }).catch(() => {});
     return next;
   }
+}
+
+function notReady(): PubSubUnavailableError {
+  return new PubSubUnavailableError("pub/sub is reconnecting or catching up; retry");
 }
 
 /**

@@ -77,6 +77,10 @@ export function defaultPollInterval(path: string | undefined): number {
 
 export class KvPubSub implements PubSub {
   readonly name = "kv";
+  /** A lagging reader catches up from the bus log by itself: no link state to wait for. */
+  get ready(): boolean {
+    return this.#writer !== undefined && !this.#closed;
+  }
   /** Random id of this node on the bus. */
   readonly node = crypto.randomUUID();
   readonly #opts: KvPubSubOptions;

@@ -4,6 +4,7 @@ import type { PubSub, PubSubHandler, RemoteCommand } from "./pubsub.ts";
 /** Single-node pub/sub: everything is delivered in this process. */
 export class LocalPubSub implements PubSub {
   readonly name = "local";
+  readonly ready = true;
   #handler?: PubSubHandler;
 
   start(handler: PubSubHandler): Promise<void> {

@@ -5,6 +5,9 @@
  *
  * While NATS is down, publishes are refused with NatsUnavailableError (nats.js would silently
  * drop them: it discards its outbound buffer when it redials).
+ *
+ * `ready` is false from a disconnect until the server has acknowledged (flush) the
+ * subscriptions nats.js re-sends on reconnect; the handler hears `linkLost` / `linkRestored`.
  */
 import type { Msg, NatsError, Subscription } from "nats";
 import type { StreamMessage } from "../broker/broker.ts";
@@ -48,6 +51,8 @@ export class NatsPubSub implements PubSub {
   #handler?: PubSubHandler;
   #link?: NatsLink;
   #closed = false;
+  #restoring = false;
+  #generation = 0;
 
   constructor(opts: NatsPubSubOptions) {
     this.#servers = opts.servers;
@@ -69,12 +74,19 @@ export class NatsPubSub implements PubSub {
       return;
     }
     this.#link = link;
+    link.onDisconnect(() => this.#lost());
+    link.onReconnect(() => this.#restore(link));
     link.nc.subscribe(this.#internal, {
       callback: (err, msg) => this.#onCommand(err, msg),
     });
     for (const stream of this.#subs.keys()) this.#subs.set(stream, this.#subscribeNow(stream));
     await link.nc.flush();
     this.#logger.info("pub/sub started");
+  }
+
+  get ready(): boolean {
+    const link = this.#link;
+    return link !== undefined && !this.#closed && !this.#restoring && link.connected;
   }
 
   async close(): Promise<void> {
@@ -134,6 +146,44 @@ export class NatsPubSub implements PubSub {
       );
     }
     return Promise.resolve();
+  }
+
+  #lost(): void {
+    if (this.#closed) return;
+    this.#generation++;
+    if (this.#restoring) return;
+    this.#restoring = true;
+    try {
+      this.#handler?.linkLost?.();
+    } catch (err) {
+      this.#logger.error("pub/sub link-lost handler failed", { error: err });
+    }
+  }
+
+  /** After a reconnect: once the server answered a PING sent after the re-sent SUBs. */
+  #restore(link: NatsLink): void {
+    if (this.#closed || !this.#restoring) return;
+    const generation = this.#generation;
+    link.nc.flush().then(
+      () => {
+        if (this.#closed || generation !== this.#generation || !link.connected) return;
+        this.#restoring = false;
+        this.#logger.info("pub/sub subscriptions restored", { streams: this.#subs.size });
+        try {
+          this.#handler?.linkRestored?.();
+        } catch (err) {
+          this.#logger.error("pub/sub link-restored handler failed", { error: err });
+        }
+      },
+      (err) => {
+        if (this.#closed || generation !== this.#generation) return;
+        // Still connected (a drop bumps the generation, the next reconnect retries): again.
+        this.#logger.warn("nats flush after reconnect failed, retrying", { error: err });
+        setTimeout(() => {
+          if (generation === this.#generation && link.connected) this.#restore(link);
+        }, 500);
+      },
+    );
   }
 
   #subscribeNow(stream: string): Subscription | null {

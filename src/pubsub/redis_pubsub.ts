@@ -7,10 +7,13 @@ import type { RedisSettings } from "../util/redis_settings.ts";
  * Two connections: one in SUBSCRIBE mode (re-subscribes every current channel after a
  * reconnect) and one for PUBLISH, which refuses at once while Redis is down (the caller gets
  * a RedisUnavailableError rather than a publish delivered minutes later).
+ *
+ * `ready` is false from the moment the SUBSCRIBE connection drops until Redis has
+ * acknowledged every re-subscription; the handler hears `linkLost` / `linkRestored`.
  */
 import type { StreamMessage } from "../broker/broker.ts";
 import { type Logger, silentLogger } from "../logger/logger.ts";
-import { RedisConnection, RedisUnavailableError } from "../util/redis_connection.ts";
+import { LIVENESS, RedisConnection, RedisUnavailableError } from "../util/redis_connection.ts";
 import type { PubSub, PubSubHandler, RemoteCommand } from "./pubsub.ts";
 import {
   decodeCommand,
@@ -44,6 +47,11 @@ export class RedisPubSub implements PubSub {
   #pub?: RedisConnection;
   #sub?: RedisConnection;
   #closed = false;
+  /** The SUBSCRIBE connection dropped and not every channel is subscribed again yet. */
+  #restoring = false;
+  /** Bumped on every drop, so a re-subscription that outlived its connection is ignored. */
+  #generation = 0;
+  #retryTimer?: ReturnType<typeof setTimeout>;
 
   constructor(opts: RedisPubSubOptions) {
     this.#url = opts.url;
@@ -59,6 +67,7 @@ export class RedisPubSub implements PubSub {
       settings: this.#redis,
       logger: this.#logger.child({ conn: "publish" }),
       failWhileDown: true,
+      ...LIVENESS,
     });
     let sub: RedisConnection;
     try {
@@ -66,6 +75,7 @@ export class RedisPubSub implements PubSub {
         url: this.#url,
         settings: this.#redis,
         logger: this.#logger.child({ conn: "subscribe" }),
+        ...LIVENESS,
       });
     } catch (err) {
       await pub.close();
@@ -77,15 +87,22 @@ export class RedisPubSub implements PubSub {
     }
     this.#pub = pub;
     this.#sub = sub;
+    sub.onDown(() => this.#lost());
     sub.onReconnect(() => this.#resubscribe(sub));
     await sub.subscribe([this.#internal], this.#onCommand);
     if (this.#streams.size > 0) await sub.subscribe([...this.#streams], this.#onMessage);
     this.#logger.info("pub/sub started", { redis: pub.target });
   }
 
+  get ready(): boolean {
+    return !this.#closed && !this.#restoring && this.#pub?.ready === true &&
+      this.#sub?.ready === true;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#retryTimer);
     await Promise.all([this.#pub?.close(), this.#sub?.close()]);
     await Promise.allSettled([...this.#pending]);
   }
@@ -150,18 +167,32 @@ export class RedisPubSub implements PubSub {
     }
   };
 
+  #lost(): void {
+    if (this.#closed) return;
+    this.#generation++;
+    clearTimeout(this.#retryTimer);
+    if (this.#restoring) return;
+    this.#restoring = true;
+    try {
+      this.#handler?.linkLost?.();
+    } catch (err) {
+      this.#logger.error("pub/sub link-lost handler failed", { error: err });
+    }
+  }
+
   /**
    * After a reconnect: SUBSCRIBE again to every current stream (node-redis restores only the
    * channels whose SUBSCRIBE had been acknowledged) and redo UNSUBSCRIBEs lost in the drop.
+   * Once Redis has acknowledged them all, the link counts as restored.
    */
   #resubscribe(sub: RedisConnection): void {
     if (this.#closed) return;
-    const channels = [this.#internal, ...this.#streams];
-    this.#logger.info("re-subscribing after reconnect", { streams: this.#streams.size });
-    this.#track(sub.subscribe([this.#internal], this.#onCommand), "subscribe", this.#internal);
-    if (this.#streams.size > 0) {
-      this.#track(sub.subscribe([...this.#streams], this.#onMessage), "subscribe", "*");
-    }
+    const generation = this.#generation;
+    const streams = [...this.#streams];
+    this.#logger.info("re-subscribing after reconnect", { streams: streams.length });
+    const ops: Promise<void>[] = [sub.subscribe([this.#internal], this.#onCommand)];
+    if (streams.length > 0) ops.push(sub.subscribe(streams, this.#onMessage));
+    const channels = [this.#internal, ...streams];
     const stale = [...this.#staleUnsubscribes].filter((s) => !channels.includes(s));
     this.#staleUnsubscribes.clear();
     if (stale.length > 0) {
@@ -169,6 +200,26 @@ export class RedisPubSub implements PubSub {
         for (const s of stale) if (!this.#streams.has(s)) this.#staleUnsubscribes.add(s);
       });
     }
+    const done = Promise.all(ops).then(
+      () => {
+        if (this.#closed || generation !== this.#generation) return;
+        this.#restoring = false;
+        this.#logger.info("pub/sub subscriptions restored", { streams: streams.length });
+        try {
+          this.#handler?.linkRestored?.();
+        } catch (err) {
+          this.#logger.error("pub/sub link-restored handler failed", { error: err });
+        }
+      },
+      (err) => {
+        if (this.#closed || generation !== this.#generation) return;
+        // Failed without a drop (a drop bumps the generation and reconnects): try again.
+        this.#logger.warn("redis re-subscribe failed, retrying", { error: err });
+        this.#retryTimer = setTimeout(() => this.#resubscribe(sub), 500);
+      },
+    );
+    this.#pending.add(done);
+    done.finally(() => this.#pending.delete(done));
   }
 
   readonly #onCommand = (raw: string): void => {

@@ -8,6 +8,9 @@ import type { NatsConnection, Status } from "nats";
 import { connectGuarded } from "./nats_transport.ts";
 import type { Logger } from "../logger/logger.ts";
 
+const PING_INTERVAL_MS = 2000;
+const MAX_PINGS_OUT = 3;
+
 export class NatsUnavailableError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
@@ -36,6 +39,8 @@ export class NatsLink {
   readonly #monitor: Promise<void>;
   #closed = false;
   #connected = true;
+  readonly #disconnectHooks: (() => void)[] = [];
+  readonly #reconnectHooks: (() => void)[] = [];
 
   private constructor(nc: NatsConnection, logger: Logger) {
     this.nc = nc;
@@ -59,6 +64,10 @@ export class NatsLink {
         maxReconnectAttempts: -1,
         reconnectTimeWait: opts.reconnectWaitMs ?? 500,
         reconnectJitter: 100,
+        // Liveness: a link that died without a reset is dropped (then redialed) after
+        // MAX_PINGS_OUT unanswered PINGs, i.e. within ~8 s rather than nats.js's 4 minutes.
+        pingInterval: PING_INTERVAL_MS,
+        maxPingOut: MAX_PINGS_OUT,
         ignoreClusterUpdates: false,
         noRandomize: opts.noRandomize ?? false,
       });
@@ -74,6 +83,16 @@ export class NatsLink {
   /** False between a disconnect and the following reconnect. */
   get connected(): boolean {
     return this.#connected && !this.closed;
+  }
+
+  /** Runs `hook` when the connection drops (once per outage). */
+  onDisconnect(hook: () => void): void {
+    this.#disconnectHooks.push(hook);
+  }
+
+  /** Runs `hook` when the connection is back (nats.js has re-sent its subscriptions). */
+  onReconnect(hook: () => void): void {
+    this.#reconnectHooks.push(hook);
   }
 
   get closed(): boolean {
@@ -101,6 +120,7 @@ export class NatsLink {
             if (!down && !this.#closed) {
               down = true;
               this.#logger.warn("nats unavailable, retrying", { server: String(status.data) });
+              this.#runHooks(this.#disconnectHooks, "disconnect");
             }
             break;
           case "reconnect":
@@ -109,6 +129,7 @@ export class NatsLink {
               down = false;
               this.#logger.info("nats connection restored", { server: String(status.data) });
             }
+            this.#runHooks(this.#reconnectHooks, "reconnect");
             break;
           case "error":
             this.#logger.warn("nats error", { error: String(status.data) });
@@ -119,6 +140,17 @@ export class NatsLink {
       }
     } catch (err) {
       this.#logger.debug("nats status stream ended", { error: err });
+    }
+  }
+
+  #runHooks(hooks: (() => void)[], what: string): void {
+    if (this.#closed) return;
+    for (const hook of hooks) {
+      try {
+        hook();
+      } catch (err) {
+        this.#logger.error(`nats ${what} hook failed`, { error: err });
+      }
     }
   }
 }

@@ -13,6 +13,12 @@ export class RedisUnavailableError extends Error {
   }
 }
 
+/**
+ * The liveness check every Cableway Redis connection uses: PING each second, drop the socket
+ * after 5 s without any traffic (a connection running a blocking command adds its block time).
+ */
+export const LIVENESS = { pingIntervalMs: 1000, idleTimeoutMs: 5000 } as const;
+
 /** A raw RESP2 reply as node-redis returns it for `sendCommand`. */
 export type RedisReply = string | number | null | RedisReply[];
 
@@ -32,6 +38,14 @@ export interface RedisConnectionOptions {
   maxBackoffMs?: number;
   /** Sentinel, TLS, keepalive. */
   settings?: RedisSettings;
+  /**
+   * Liveness check for a connection that may sit idle (SUBSCRIBE): a PING every
+   * `pingIntervalMs`, and the socket is dropped (then reconnected) when nothing moved on it
+   * for `idleTimeoutMs`, so a link that died silently is noticed in seconds, not when TCP
+   * gives up. Both off by default.
+   */
+  pingIntervalMs?: number;
+  idleTimeoutMs?: number;
 }
 
 /** The subset of node-redis' client this module uses (its generic types are unwieldy). */
@@ -55,6 +69,7 @@ export class RedisConnection {
   #lastError?: Error;
   #everReady = false;
   #reconnectHooks: (() => void)[] = [];
+  #downHooks: (() => void)[] = [];
   #waiters: { resolve(): void; reject(err: Error): void }[] = [];
 
   private constructor(opts: RedisConnectionOptions) {
@@ -126,6 +141,11 @@ export class RedisConnection {
     this.#reconnectHooks.push(hook);
   }
 
+  /** Runs `hook` every time a ready connection drops (once per outage). */
+  onDown(hook: () => void): void {
+    this.#downHooks.push(hook);
+  }
+
   /** Resolves when the connection is (again) ready; rejects once it is closed. */
   whenReady(): Promise<void> {
     if (this.#closed) return Promise.reject(new RedisUnavailableError("connection closed"));
@@ -152,7 +172,9 @@ export class RedisConnection {
   #onError(err: Error): void {
     this.#lastError = err;
     if (this.#closed) return;
+    const wasReady = this.#ready;
     this.#ready = false;
+    if (wasReady) this.#runHooks(this.#downHooks, "down");
     if (this.#down) {
       this.#logger.debug("redis still unavailable", { error: err });
       return;
@@ -173,12 +195,15 @@ export class RedisConnection {
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w.resolve();
-    if (!reconnected) return;
-    for (const hook of this.#reconnectHooks) {
+    if (reconnected) this.#runHooks(this.#reconnectHooks, "reconnect");
+  }
+
+  #runHooks(hooks: (() => void)[], what: string): void {
+    for (const hook of hooks) {
       try {
         hook();
       } catch (err) {
-        this.#logger.error("redis reconnect hook failed", { error: err });
+        this.#logger.error(`redis ${what} hook failed`, { error: err });
       }
     }
   }
@@ -197,6 +222,7 @@ function createNodeClient(opts: RedisConnectionOptions): NodeRedisClient {
   if (secure) guardRepeatedTlsAlerts();
   const socket = {
     connectTimeout: opts.connectTimeoutMs ?? 5000,
+    ...(opts.idleTimeoutMs ? { socketTimeout: opts.idleTimeoutMs } : {}),
     reconnectStrategy: (retries: number) =>
       Math.min(50 * 2 ** retries, maxBackoff) + Math.floor(Math.random() * 50),
     ...(secure
@@ -207,7 +233,12 @@ function createNodeClient(opts: RedisConnectionOptions): NodeRedisClient {
       }
       : {}),
   };
-  const pingInterval = settings.keepaliveInterval ? settings.keepaliveInterval * 1000 : undefined;
+  // The liveness check's PING (pub/sub links) and --redis_keepalive_interval: the shorter wins.
+  const intervals = [
+    opts.pingIntervalMs,
+    settings.keepaliveInterval ? settings.keepaliveInterval * 1000 : undefined,
+  ].filter((v): v is number => v !== undefined && v > 0);
+  const pingInterval = intervals.length ? Math.min(...intervals) : undefined;
   if (!settings.sentinels?.length) {
     return createClient({
       url: opts.url,
