@@ -1367,7 +1367,7 @@ int main(int argc, char **argv) {
          "\"slow_too_slow\":%llu,"
          "\"broadcasts_sent\":%d,\"broadcasts_complete\":%d,\"broadcasts_timed_out\":%d,"
          "\"post_ok\":%llu,\"post_errors\":%llu,"
-         "\"last_p50_us\":%.1f,\"last_p99_us\":%.1f,\"last_max_us\":%.1f,\"last_mean_us\":%.1f,"
+         "\"last_n\":%d,\"delivery_n\":%llu,\"last_p50_us\":%.1f,\"last_p99_us\":%.1f,\"last_max_us\":%.1f,\"last_mean_us\":%.1f,"
          "\"tail_n\":%d,\"tail_p50_us\":%.1f,\"tail_p99_us\":%.1f,"
          "\"delivery_p50_us\":%.1f,\"delivery_p99_us\":%.1f,"
          "\"deliveries\":%llu,\"expected_deliveries\":%llu,\"deliveries_per_s\":%.1f,"
@@ -1381,7 +1381,7 @@ int main(int argc, char **argv) {
          connect_s, connect_s > 0 ? n_subscribed / connect_s : 0, n_closed_by_server, fast_alive, slow_closed,
          (unsigned long long)n_slow_too_slow,
          bc_next, bc_completed, bc_timed_out, (unsigned long long)post_ok,
-         (unsigned long long)post_err, pct_sorted(lat, nl, 0.5) / 1e3,
+         (unsigned long long)post_err, nl, (unsigned long long)hist_n, pct_sorted(lat, nl, 0.5) / 1e3,
          pct_sorted(lat, nl, 0.99) / 1e3, nl ? (double)lat[nl - 1] / 1e3 : -1, lat_mean / 1e3,
          nt, pct_sorted(tail, nt, 0.5) / 1e3, pct_sorted(tail, nt, 0.99) / 1e3,
          hpercentile(0.5), hpercentile(0.99), (unsigned long long)deliveries,

@@ -25,6 +25,10 @@ export interface ClientResult {
   broadcasts_timed_out: number;
   post_ok: number;
   post_errors: number;
+  /** Samples behind the last-client percentiles (measured broadcasts fully delivered). */
+  last_n: number;
+  /** Samples behind the per-delivery percentiles (measured deliveries to fast readers). */
+  delivery_n: number;
   last_p50_us: number;
   last_p99_us: number;
   last_max_us: number;

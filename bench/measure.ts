@@ -131,7 +131,9 @@ export function check(r: ClientResult, opts: { broadcasts: boolean; storm?: bool
     if (r.broadcasts_timed_out > 0) issues.push(`${r.broadcasts_timed_out} broadcasts timed out`);
     if (r.post_errors > 0) issues.push(`${r.post_errors} broadcast POST errors`);
     if (r.closed_by_server > 0) issues.push(`${r.closed_by_server} readers closed by server`);
-    if (r.client_cpu_run > CLIENT_CPU_LIMIT) {
+    // (a measured phase under 50 ms, like the RPC storm's three check broadcasts, is too short
+    // to judge the client's share of its core)
+    if (r.run_s > 0.05 && r.client_cpu_run > CLIENT_CPU_LIMIT) {
       issues.push(
         `REJECTED: load generator saturated (client CPU ${(r.client_cpu_run * 100).toFixed(0)}%)`,
       );
