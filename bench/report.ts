@@ -67,12 +67,13 @@ export function samplesOf(sel: Measurement[], per?: (m: Measurement) => number):
   const runs = `${sel.length} run${sel.length === 1 ? "" : "s"}`;
   if (!per || !sel.length) return runs;
   const xs = sel.map(per);
+  if (xs.some((x) => !Number.isFinite(x))) return runs; // saved by an older client
   const lo = Math.min(...xs), hi = Math.max(...xs);
   return `${lo === hi ? count(lo) : `${count(lo)}–${count(hi)}`} × ${runs}`;
 }
 
-const lastN = (m: Measurement) => m.result.last_n ?? 0;
-const deliveryN = (m: Measurement) => m.result.delivery_n ?? 0;
+const lastN = (m: Measurement) => m.result.last_n ?? NaN;
+const deliveryN = (m: Measurement) => m.result.delivery_n ?? NaN;
 
 function pair(
   ms: Measurement[],
@@ -616,7 +617,7 @@ export function buildTargets(
       pass: share <= CLIENT_CPU_LIMIT,
       note: `highest in ${worst.scenario} n=${worst.n} ${worst.impl}${
         worst.variant ? " " + worst.variant : ""
-      }; connections spread over ${worst.result.src_addrs ?? 0} source addresses`,
+      }; connections spread over ${worst.result.src_addrs ?? "?"} source addresses`,
     });
   }
   const cw = ms.filter((m) => m.impl === "cableway");

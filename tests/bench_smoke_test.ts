@@ -1,7 +1,8 @@
 /**
  * CI's smoke check of the benchmark: every scenario at 100-200 clients, one repetition, against
- * the raw baseline and Cableway (with the fake RPC backend and Redis where the scenario needs them). It checks that the benchmark works and that nothing was lost,
- * duplicated or reordered; the figures are not judged here (see bench/README.md).
+ * the raw baseline and Cableway (with the fake RPC backend and Redis where a scenario needs
+ * them). It checks that the benchmark works and that nothing was lost, duplicated or reordered;
+ * the figures are not judged here (see bench/README.md).
  */
 import assert from "node:assert/strict";
 
