@@ -423,10 +423,16 @@ export function buildRows(ms: Measurement[]): Row[] {
   return rows;
 }
 
-/** The load client's CPU share of its core in the phase a run measures. */
+/**
+ * The load client's CPU share of its core in the phase a run measures: the connect phase of the
+ * storms, the broadcast phase elsewhere (a phase under 50 ms is too short to judge).
+ */
 export function clientShare(m: Measurement): number {
   const r = m.result;
-  return r.run_s > 0.05 ? r.client_cpu_run : r.client_cpu_connect;
+  if (m.scenario.endsWith("storm") || r.run_s <= 0.05) {
+    return r.connect_s > 0.05 ? r.client_cpu_connect : 0;
+  }
+  return r.client_cpu_run;
 }
 
 /** The streams variants measured, in order of size. */
