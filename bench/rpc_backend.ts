@@ -5,21 +5,26 @@
  *
  *   deno run --allow-net bench/rpc_backend.ts --port=8091
  *
- * `POST /_anycable/connect`, `/_anycable/command`, `/_anycable/disconnect`; `GET /health`.
+ * `POST /_anycable/connect`, `/_anycable/command`, `/_anycable/disconnect`; `GET /health`;
+ * `GET /stats`: the calls answered so far, by method (the runner checks that both servers made
+ * the calls the scenario implies).
  */
 
 const portArg = Deno.args.find((a) => a.startsWith("--port="));
 const port = portArg ? Number(portArg.slice("--port=".length)) : 8091;
 
 let connections = 0;
+const calls: Record<string, number> = { connect: 0, command: 0, disconnect: 0 };
 const json = (v: unknown) =>
   new Response(JSON.stringify(v), { headers: { "content-type": "application/json" } });
 
 async function handle(req: Request): Promise<Response> {
   const { pathname } = new URL(req.url);
   if (pathname === "/health") return new Response("OK");
+  if (pathname === "/stats") return json(calls);
   if (req.method !== "POST") return new Response("not found", { status: 404 });
   const method = pathname.slice(pathname.lastIndexOf("/") + 1);
+  if (method in calls) calls[method]++;
   let body: Record<string, unknown>;
   try {
     body = await req.json();

@@ -177,6 +177,12 @@ const stormLine = (m: Measurement) =>
     ? `, RPC backend ${(m.result.aux_cpu_connect * 100).toFixed(0)}%)`
     : ")");
 
+/** The calls the fake RPC backend answered, by method. */
+async function backendCalls(port: number): Promise<Record<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${port}/stats`, { headers: { connection: "close" } });
+  return await res.json();
+}
+
 /** The channel the RPC storm subscribes to (the fake backend streams from its stream_name). */
 const RPC_CHANNEL = "BenchChannel";
 
@@ -193,7 +199,7 @@ async function rpcBackend(impl: Impl, logName: string): Promise<Sidecar> {
       ? [`--rpc=${url}`, `--rpc_concurrency=${concurrency}`]
       : [`--rpc_host=${url}`],
     pids: [b.pid],
-    ports: [],
+    ports: [b.port],
     stop: b.stop,
   };
 }
@@ -219,8 +225,8 @@ async function rpcstorm(ctx: Context): Promise<void> {
           storm: true,
           public: false,
           sidecar: rpcBackend,
-          run: async (s, side) => ({
-            result: await runClient({
+          run: async (s, side) => {
+            const result = await runClient({
               ...base(s, n),
               concurrency: t.concurrency,
               channel: RPC_CHANNEL,
@@ -228,8 +234,15 @@ async function rpcstorm(ctx: Context): Promise<void> {
               broadcasts: 3,
               window: 1,
               gapUs: 1000,
-            }),
-          }),
+            });
+            // both servers must have made the calls the traffic implies
+            const calls = await backendCalls(side!.ports[0]);
+            if (calls.connect < n || calls.command < n) {
+              result.error ||= `the RPC backend answered ${calls.connect} connect and ` +
+                `${calls.command} command calls for ${n} connections`;
+            }
+            return { result };
+          },
           describe: stormLine,
         });
       }
