@@ -62,11 +62,18 @@ export function med(sel: Measurement[], f: (m: Measurement) => number): number |
 const count = (v: number) =>
   v >= 1e6 ? `${(v / 1e6).toFixed(1)}M` : v >= 1e4 ? `${Math.round(v / 1000)}k` : `${v}`;
 
-/** The Samples column: per-run sample count (when `per` is given) × runs. */
-export function samplesOf(sel: Measurement[], per?: (m: Measurement) => number): string {
+/**
+ * The Samples column: per-run sample count (when `per` is given, its range over `counted`, both
+ * servers by default) × the runs of `sel` whose median is shown.
+ */
+export function samplesOf(
+  sel: Measurement[],
+  per?: (m: Measurement) => number,
+  counted = sel,
+): string {
   const runs = `${sel.length} run${sel.length === 1 ? "" : "s"}`;
-  if (!per || !sel.length) return runs;
-  const xs = sel.map(per);
+  if (!per || !counted.length) return runs;
+  const xs = counted.map(per);
   if (xs.some((x) => !Number.isFinite(x))) return runs; // saved by an older client
   const lo = Math.min(...xs), hi = Math.max(...xs);
   return `${lo === hi ? count(lo) : `${count(lo)}–${count(hi)}`} × ${runs}`;
@@ -109,7 +116,7 @@ function against(
     cableway,
     ratio: raw !== undefined && cableway !== undefined && raw > 0 ? cableway / raw : undefined,
     invalid: [...base, ...cw].some((m) => m.issues.length > 0),
-    samples: samplesOf(cw.length ? cw : base, per),
+    samples: samplesOf(cw.length ? cw : base, per, [...base, ...cw]),
   };
 }
 
