@@ -55,8 +55,9 @@ async function rpc(
   sid: string,
   body: unknown,
 ): Promise<Record<string, unknown> | null> {
-  if (rpcInFlight >= rpcConcurrency) await new Promise<void>((r) => rpcWaiting.push(r));
-  rpcInFlight++;
+  // a freed slot passes straight to the next waiter, so never more than rpcConcurrency run
+  if (rpcInFlight < rpcConcurrency) rpcInFlight++;
+  else await new Promise<void>((r) => rpcWaiting.push(r));
   try {
     const res = await fetch(`${rpcUrl}/${method}`, {
       method: "POST",
@@ -68,8 +69,9 @@ async function rpc(
   } catch {
     return null;
   } finally {
-    rpcInFlight--;
-    rpcWaiting.shift()?.();
+    const next = rpcWaiting.shift();
+    if (next) next();
+    else rpcInFlight--;
   }
 }
 
