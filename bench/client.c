@@ -432,7 +432,9 @@ static void send_history(conn_t *c) {
 /* Source ports: connect() on an unbound socket searches the ephemeral range for a free 4-tuple,
  * which near 20k connections costs most of a core. Instead every connection binds an explicit
  * (127.0.0.<1+k>, port) pair, k = index mod --src-addrs, with a cursor per address walking the
- * local port range: one bind() per connection, retried on the next port when that one is taken. */
+ * local port range: one bind() per connection, retried on the next port when that one is taken.
+ * Only odd ports are used: Linux hands even ports to bind(0) (servers picking a free port) and
+ * prefers odd ones for connect(), and keeping to that leaves other processes' bind(0) alone. */
 static uint32_t port_lo = 32768, port_hi = 60999;
 static uint32_t *port_cursor;
 static uint64_t bind_retries;
@@ -450,7 +452,7 @@ static void ports_init(void) {
   if (opt_src_addrs > 0) {
     port_cursor = calloc((size_t)opt_src_addrs, sizeof *port_cursor);
     for (int k = 0; k < opt_src_addrs; k++)
-      port_cursor[k] = port_lo + rnd32() % (port_hi - port_lo + 1);
+      port_cursor[k] = (port_lo + rnd32() % (port_hi - port_lo + 1)) | 1u;
   }
 }
 
@@ -461,8 +463,10 @@ static int bind_source(int fd, uint32_t idx) {
   struct sockaddr_in sa = {.sin_family = AF_INET};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK + (uint32_t)k);
   for (int attempt = 0; attempt < 256; attempt++) {
-    uint32_t p = port_cursor[k]++;
-    if (port_cursor[k] > port_hi) port_cursor[k] = port_lo;
+    uint32_t p = port_cursor[k];
+    port_cursor[k] += 2;
+    if (port_cursor[k] > port_hi) port_cursor[k] = port_lo | 1u;
+    if (p > port_hi) continue;
     if ((int)p == opt_port || (int)p == opt_port2 || (int)p == opt_bport) continue;
     sa.sin_port = htons((uint16_t)p);
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0) return 0;
