@@ -95,6 +95,10 @@ static int opt_server_pid = 0;
 static int opt_history = 0;           /* history replays to time (ext protocol + broker) */
 static int opt_history_msgs = 100;
 static int opt_slow_rcvbuf = 4096;
+static int opt_port2 = 0;             /* cluster: odd connections go to this port (0 = none) */
+static const char *opt_channel = "$pubsub";
+static int opt_src_addrs = 16;        /* source addresses 127.0.0.1.. (0 = let connect() pick) */
+static const char *opt_aux_pids = ""; /* other processes of the system under test (comma list) */
 
 /* ---- state ---- */
 static int ep;
@@ -173,11 +177,11 @@ static double cpu_seconds(void) {
          ru.ru_stime.tv_usec / 1e6;
 }
 
-/* utime + stime of the server process, in seconds (-1 when unknown). */
-static double server_cpu_seconds(void) {
-  if (opt_server_pid <= 0) return -1;
+/* utime + stime of a process, in seconds (-1 when unknown). */
+static double pid_cpu_seconds(int pid) {
+  if (pid <= 0) return -1;
   char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", opt_server_pid);
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
   FILE *f = fopen(path, "r");
   if (!f) return -1;
   size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -190,6 +194,23 @@ static double server_cpu_seconds(void) {
   if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
     return -1;
   return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double server_cpu_seconds(void) { return pid_cpu_seconds(opt_server_pid); }
+
+/* The other processes of the system under test (a second node, Redis, the RPC backend): their
+ * CPU time is part of the run, not a disturbance. 0 when there are none. */
+static double aux_cpu_seconds(void) {
+  double sum = 0;
+  for (const char *p = opt_aux_pids; *p;) {
+    int pid = atoi(p);
+    double v = pid_cpu_seconds(pid);
+    if (v > 0) sum += v;
+    const char *comma = strchr(p, ',');
+    if (!comma) break;
+    p = comma + 1;
+  }
+  return sum;
 }
 
 /* CPU seconds the whole machine spent busy (user, nice, system, irq, softirq), from /proc/stat;
@@ -380,8 +401,8 @@ static void ws_send(conn_t *c, int opcode, const char *payload, uint32_t len) {
 
 static int identifier_json(char *out, size_t cap, uint32_t stream) {
   /* the identifier is a JSON string holding a JSON object: escape its quotes once */
-  return snprintf(out, cap, "\"{\\\"channel\\\":\\\"$pubsub\\\",\\\"stream_name\\\":\\\"%s%u\\\"}\"",
-                  opt_prefix, stream);
+  return snprintf(out, cap, "\"{\\\"channel\\\":\\\"%s\\\",\\\"stream_name\\\":\\\"%s%u\\\"}\"",
+                  opt_channel, opt_prefix, stream);
 }
 
 static void send_subscribe(conn_t *c) {
@@ -408,6 +429,54 @@ static void send_history(conn_t *c) {
   ws_send(c, 1, msg, (uint32_t)n);
 }
 
+/* Source ports: connect() on an unbound socket searches the ephemeral range for a free 4-tuple,
+ * which near 20k connections costs most of a core. Instead every connection binds an explicit
+ * (127.0.0.<1+k>, port) pair, k = index mod --src-addrs, with a cursor per address walking the
+ * local port range: one bind() per connection, retried on the next port when that one is taken.
+ * Only odd ports are used: Linux hands even ports to bind(0) (servers picking a free port) and
+ * prefers odd ones for connect(), and keeping to that leaves other processes' bind(0) alone. */
+static uint32_t port_lo = 32768, port_hi = 60999;
+static uint32_t *port_cursor;
+static uint64_t bind_retries;
+
+static void ports_init(void) {
+  FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+  if (f) {
+    unsigned a = 0, b = 0;
+    if (fscanf(f, "%u %u", &a, &b) == 2 && a > 0 && b > a && b < 65536) {
+      port_lo = a;
+      port_hi = b;
+    }
+    fclose(f);
+  }
+  if (opt_src_addrs > 0) {
+    port_cursor = calloc((size_t)opt_src_addrs, sizeof *port_cursor);
+    for (int k = 0; k < opt_src_addrs; k++)
+      port_cursor[k] = (port_lo + rnd32() % (port_hi - port_lo + 1)) | 1u;
+  }
+}
+
+/* Binds fd to the connection's source address and the next free port; -1 when none was found. */
+static int bind_source(int fd, uint32_t idx) {
+  if (opt_src_addrs <= 0) return 0;
+  int k = (int)(idx % (uint32_t)opt_src_addrs);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK + (uint32_t)k);
+  for (int attempt = 0; attempt < 256; attempt++) {
+    uint32_t p = port_cursor[k];
+    port_cursor[k] += 2;
+    if (port_cursor[k] > port_hi) port_cursor[k] = port_lo | 1u;
+    if (p > port_hi) continue;
+    if ((int)p == opt_port || (int)p == opt_port2 || (int)p == opt_bport) continue;
+    sa.sin_port = htons((uint16_t)p);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0) return 0;
+    if (errno != EADDRINUSE) return -1;
+    bind_retries++;
+  }
+  errno = EADDRINUSE;
+  return -1;
+}
+
 static void start_connect(conn_t *c) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   c->t0 = now_ns();
@@ -424,7 +493,12 @@ static void start_connect(conn_t *c) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (c->slow && opt_slow_rcvbuf > 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &opt_slow_rcvbuf, sizeof opt_slow_rcvbuf);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt_port)};
+  if (bind_source(fd, c->idx) < 0) {
+    conn_fail(c, strerror(errno));
+    return;
+  }
+  int port = opt_port2 > 0 && (c->idx & 1) ? opt_port2 : opt_port;
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
     conn_fail(c, strerror(errno));
@@ -965,7 +1039,8 @@ static void usage(void) {
           "  [--tail-from=K]\n"
           "  [--concurrency=C] [--timeout-ms=T] [--proto=actioncable-v1-json] [--hold]\n"
           "  [--cpu=K] [--server-pid=PID] [--history=R] [--history-msgs=H] [--path=/cable]\n"
-          "  [--broadcast-port=P] [--broadcast-path=/_broadcast]\n");
+          "  [--broadcast-port=P] [--broadcast-path=/_broadcast] [--port2=P] [--channel=$pubsub]\n"
+          "  [--src-addrs=16] [--aux-pids=PID,PID]\n");
   exit(2);
 }
 
@@ -1003,6 +1078,10 @@ static void parse_args(int argc, char **argv) {
     INT("history", opt_history);
     INT("history-msgs", opt_history_msgs);
     INT("slow-rcvbuf", opt_slow_rcvbuf);
+    INT("port2", opt_port2);
+    INT("src-addrs", opt_src_addrs);
+    if (KEY("channel") && v) { opt_channel = v; continue; }
+    if (KEY("aux-pids") && v) { opt_aux_pids = v; continue; }
     if (KEY("path") && v) { opt_path = v; continue; }
     if (KEY("broadcast-path") && v) { opt_bpath = v; continue; }
     if (KEY("prefix") && v) { opt_prefix = v; continue; }
@@ -1012,7 +1091,7 @@ static void parse_args(int argc, char **argv) {
     usage();
   }
   if (opt_port <= 0 || opt_n < 1 || opt_streams < 1 || opt_window < 1 || opt_concurrency < 1 ||
-      opt_pad < 0 || opt_pad > 1000000)
+      opt_pad < 0 || opt_pad > 1000000 || opt_src_addrs < 0 || opt_src_addrs > 250)
     usage();
   if (!opt_bport) opt_bport = opt_port;
   if (opt_streams > opt_n) opt_streams = opt_n;
@@ -1034,6 +1113,7 @@ int main(int argc, char **argv) {
   rng ^= (uint64_t)ts0.tv_nsec * 0x2545F4914F6CDD1Dull;
   hist_since = (long long)time(NULL) - 1;
 
+  ports_init();
   signal(SIGPIPE, SIG_IGN);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
@@ -1092,6 +1172,7 @@ int main(int argc, char **argv) {
   /* phase 1: connect + upgrade + subscribe */
   double st0 = 0, st1 = 0, st2 = 0, st3 = 0;
   double cpu0 = cpu_seconds(), scpu0 = server_cpu_seconds(), mcpu0 = machine_cpu_seconds(&st0);
+  double acpu0 = aux_cpu_seconds();
   int64_t t_conn0 = now_ns();
   int next_conn = 0;
   while (!stop_flag && now_ns() < deadline) {
@@ -1112,6 +1193,7 @@ int main(int argc, char **argv) {
   }
   int64_t t_conn1 = now_ns();
   double cpu1 = cpu_seconds(), scpu1 = server_cpu_seconds(), mcpu1 = machine_cpu_seconds(&st1);
+  double acpu1 = aux_cpu_seconds();
   double connect_s = (double)(t_conn1 - t_conn0) / 1e9;
 
   /* phase 2: broadcasts; a broadcast is complete when every live fast subscriber has it */
@@ -1120,6 +1202,7 @@ int main(int argc, char **argv) {
     if (conns[i].st == ST_READY && !conns[i].slow) stream_fast[conns[i].stream]++;
   int64_t t_run0 = now_ns(), t_run1 = t_run0;
   double cpu2 = cpu1, cpu3 = cpu1, scpu2 = scpu1, scpu3 = scpu1, mcpu2 = mcpu1, mcpu3 = mcpu1;
+  double acpu2 = acpu1, acpu3 = acpu1;
   st2 = st3 = st1;
   if (opt_broadcasts > 0 && n_subscribed > 0 && !stop_flag) {
     if (pub_connect() < 0) {
@@ -1128,6 +1211,7 @@ int main(int argc, char **argv) {
       cpu2 = cpu_seconds();
       scpu2 = server_cpu_seconds();
       mcpu2 = machine_cpu_seconds(&st2);
+      acpu2 = aux_cpu_seconds();
       t_run0 = now_ns();
       next_send_at = t_run0;
       int64_t stop_sending_at = opt_duration_ms > 0 ? t_run0 + (int64_t)opt_duration_ms * 1000000ll
@@ -1170,6 +1254,7 @@ int main(int argc, char **argv) {
       cpu3 = cpu_seconds();
       scpu3 = server_cpu_seconds();
       mcpu3 = machine_cpu_seconds(&st3);
+      acpu3 = aux_cpu_seconds();
       /* grace period: catch late duplicates */
       int64_t grace = now_ns() + 100000000ll;
       while (!stop_flag && now_ns() < grace) poll_once(10);
@@ -1268,12 +1353,16 @@ int main(int argc, char **argv) {
   /* cores used by everything but this client and the server (other processes, kernel threads),
    * plus steal: a run with much of it was disturbed */
   double other_conn = scpu0 >= 0 && mcpu0 >= 0 && connect_s > 0
-                          ? ((mcpu1 - mcpu0) - (cpu1 - cpu0) - (scpu1 - scpu0) + (st1 - st0)) /
+                          ? ((mcpu1 - mcpu0) - (cpu1 - cpu0) - (scpu1 - scpu0) - (acpu1 - acpu0) +
+                             (st1 - st0)) /
                                 connect_s
                           : -1;
   double other_run = scpu2 >= 0 && mcpu2 >= 0 && run_s > 0
-                         ? ((mcpu3 - mcpu2) - (cpu3 - cpu2) - (scpu3 - scpu2) + (st3 - st2)) / run_s
+                         ? ((mcpu3 - mcpu2) - (cpu3 - cpu2) - (scpu3 - scpu2) - (acpu3 - acpu2) +
+                            (st3 - st2)) / run_s
                          : -1;
+  double aux_conn = connect_s > 0 ? (acpu1 - acpu0) / connect_s : 0;
+  double aux_run = run_s > 0 ? (acpu3 - acpu2) / run_s : 0;
   int ok = n_failed == 0 && n_subscribed == opt_n && !first_error[0];
 
   printf("{\"event\":\"result\",\"ok\":%s,\"n\":%d,\"slow\":%d,\"streams\":%d,"
@@ -1282,7 +1371,7 @@ int main(int argc, char **argv) {
          "\"slow_too_slow\":%llu,"
          "\"broadcasts_sent\":%d,\"broadcasts_complete\":%d,\"broadcasts_timed_out\":%d,"
          "\"post_ok\":%llu,\"post_errors\":%llu,"
-         "\"last_p50_us\":%.1f,\"last_p99_us\":%.1f,\"last_max_us\":%.1f,\"last_mean_us\":%.1f,"
+         "\"last_n\":%d,\"delivery_n\":%llu,\"last_p50_us\":%.1f,\"last_p99_us\":%.1f,\"last_max_us\":%.1f,\"last_mean_us\":%.1f,"
          "\"tail_n\":%d,\"tail_p50_us\":%.1f,\"tail_p99_us\":%.1f,"
          "\"delivery_p50_us\":%.1f,\"delivery_p99_us\":%.1f,"
          "\"deliveries\":%llu,\"expected_deliveries\":%llu,\"deliveries_per_s\":%.1f,"
@@ -1290,12 +1379,13 @@ int main(int argc, char **argv) {
          "\"welcome\":%llu,\"pings\":%llu,\"disconnect_msgs\":%llu,\"other_msgs\":%llu,"
          "\"run_s\":%.4f,\"client_cpu_connect\":%.3f,\"client_cpu_run\":%.3f,"
          "\"server_cpu_connect\":%.3f,\"server_cpu_run\":%.3f,"
-         "\"other_cpu_connect\":%.3f,\"other_cpu_run\":%.3f,\"client_saturated\":%s,",
+         "\"other_cpu_connect\":%.3f,\"other_cpu_run\":%.3f,\"client_saturated\":%s,"
+         "\"aux_cpu_connect\":%.3f,\"aux_cpu_run\":%.3f,\"src_addrs\":%d,\"bind_retries\":%llu,",
          ok ? "true" : "false", opt_n, n_slow, opt_streams, n_connected, n_subscribed, n_failed,
          connect_s, connect_s > 0 ? n_subscribed / connect_s : 0, n_closed_by_server, fast_alive, slow_closed,
          (unsigned long long)n_slow_too_slow,
          bc_next, bc_completed, bc_timed_out, (unsigned long long)post_ok,
-         (unsigned long long)post_err, pct_sorted(lat, nl, 0.5) / 1e3,
+         (unsigned long long)post_err, nl, (unsigned long long)hist_n, pct_sorted(lat, nl, 0.5) / 1e3,
          pct_sorted(lat, nl, 0.99) / 1e3, nl ? (double)lat[nl - 1] / 1e3 : -1, lat_mean / 1e3,
          nt, pct_sorted(tail, nt, 0.5) / 1e3, pct_sorted(tail, nt, 0.99) / 1e3,
          hpercentile(0.5), hpercentile(0.99), (unsigned long long)deliveries,
@@ -1304,7 +1394,8 @@ int main(int argc, char **argv) {
          (unsigned long long)deliveries_unknown, (unsigned long long)n_welcome,
          (unsigned long long)n_pings, (unsigned long long)n_disconnect_msgs,
          (unsigned long long)n_other_msgs, run_s, ccpu_conn, ccpu_run, scpu_conn, scpu_run, other_conn, other_run,
-         (run_s > 0.05 ? ccpu_run > 0.9 : connect_s > 0.05 && ccpu_conn > 0.9) ? "true" : "false");
+         (run_s > 0.05 ? ccpu_run > 0.9 : connect_s > 0.05 && ccpu_conn > 0.9) ? "true" : "false",
+         aux_conn, aux_run, opt_src_addrs, (unsigned long long)bind_retries);
   printf("\"history\":{\"reps\":%d,\"epoch\":\"%s\",\"first_offset\":%lld,\"bad\":%u,"
          "\"rejects\":%u,\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,\"s\":%.3f},",
          hist_done, hist_epoch, (long long)hist_first_offset, hist_bad, hist_rejects,

@@ -25,6 +25,10 @@ export interface ClientResult {
   broadcasts_timed_out: number;
   post_ok: number;
   post_errors: number;
+  /** Samples behind the last-client percentiles (measured broadcasts fully delivered). */
+  last_n: number;
+  /** Samples behind the per-delivery percentiles (measured deliveries to fast readers). */
+  delivery_n: number;
   last_p50_us: number;
   last_p99_us: number;
   last_max_us: number;
@@ -56,6 +60,13 @@ export interface ClientResult {
   other_cpu_run: number;
   /** The client used more than 90 % of its core in the measured phase. */
   client_saturated: boolean;
+  /** Cores used by the other processes of the system under test (--aux-pids). */
+  aux_cpu_connect: number;
+  aux_cpu_run: number;
+  /** Source addresses the connections were spread over (0: connect() picked the port). */
+  src_addrs: number;
+  /** Source ports that were taken and skipped. */
+  bind_retries: number;
   history: {
     reps: number;
     epoch: string;
@@ -94,6 +105,14 @@ export interface ClientOptions {
   serverPid?: number;
   history?: number;
   historyMsgs?: number;
+  /** Odd connections go to this port (two nodes of a cluster). */
+  port2?: number;
+  /** The channel of the subscribe identifier (default `$pubsub`). */
+  channel?: string;
+  /** Source addresses 127.0.0.1.. (client default 16; 0 = the kernel picks source ports). */
+  srcAddrs?: number;
+  /** Other processes of the system under test: their CPU is not a disturbance. */
+  auxPids?: number[];
 }
 
 /** Compiles the client when the binary is missing or older than its source. */
@@ -137,6 +156,10 @@ function flags(o: ClientOptions): string[] {
     "server-pid": o.serverPid,
     history: o.history,
     "history-msgs": o.historyMsgs,
+    port2: o.port2,
+    channel: o.channel,
+    "src-addrs": o.srcAddrs,
+    "aux-pids": o.auxPids?.length ? o.auxPids.join(",") : undefined,
   };
   return Object.entries(map).filter(([, v]) => v !== undefined).map(([k, v]) => `--${k}=${v}`);
 }

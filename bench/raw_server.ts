@@ -4,11 +4,20 @@
  * `{"stream":"s","data":"<json>"}` with `{"identifier":<id>,"message":<parsed data>}` to every
  * socket subscribed to `s`. Nothing else: no welcome, no pings, no auth, no queues.
  *
- *   deno run --allow-net bench/raw_server.ts --port=8080
+ * With `--rpc=<url>` it makes the calls an AnyCable server makes for the same traffic, to the
+ * same backend: `POST <url>/connect` when a socket opens (its transmissions are sent, a
+ * rejection closes the socket), `POST <url>/command` for every subscribe (streams and
+ * transmissions from the answer) and `POST <url>/disconnect` when it closes, at most `--rpc_concurrency` calls in flight. Messages that
+ * arrive before the connect answer wait for it.
+ *
+ *   deno run --allow-net bench/raw_server.ts --port=8080 [--rpc=http://127.0.0.1:8091/_anycable]
  */
 
-const portArg = Deno.args.find((a) => a.startsWith("--port="));
-const port = portArg ? Number(portArg.slice("--port=".length)) : 8080;
+const arg = (name: string) =>
+  Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const port = Number(arg("port") ?? 8080);
+const rpcUrl = arg("rpc")?.replace(/\/+$/, "");
+const rpcConcurrency = Math.max(1, Number(arg("rpc_concurrency") ?? 28));
 const PROTOCOLS = ["actioncable-v1-json", "actioncable-v1-ext-json"];
 
 /** stream -> socket -> identifier */
@@ -36,16 +45,108 @@ function subscribe(ws: WebSocket, raw: string, joined: string[]): void {
   ws.send(`{"identifier":${JSON.stringify(cmd.identifier)},"type":"confirm_subscription"}`);
 }
 
+let rpcInFlight = 0;
+const rpcWaiting: (() => void)[] = [];
+let sids = 0;
+
+/** One RPC call, at most rpcConcurrency at a time; null when it failed. */
+async function rpc(
+  method: string,
+  sid: string,
+  body: unknown,
+): Promise<Record<string, unknown> | null> {
+  // a freed slot passes straight to the next waiter, so never more than rpcConcurrency run
+  if (rpcInFlight < rpcConcurrency) rpcInFlight++;
+  else await new Promise<void>((r) => rpcWaiting.push(r));
+  try {
+    const res = await fetch(`${rpcUrl}/${method}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-anycable-meta-sid": sid },
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    return res.status === 200 ? JSON.parse(text) : null;
+  } catch {
+    return null;
+  } finally {
+    const next = rpcWaiting.shift();
+    if (next) next();
+    else rpcInFlight--;
+  }
+}
+
+function transmit(ws: WebSocket, answer: Record<string, unknown>): void {
+  const list = answer.transmissions;
+  if (!Array.isArray(list)) return;
+  for (const t of list) if (typeof t === "string" && ws.readyState === WebSocket.OPEN) ws.send(t);
+}
+
+/** The RPC flavour of a connection: connect on open, command for every subscribe. */
+function rpcSocket(ws: WebSocket, env: unknown, joined: string[]): void {
+  const sid = `s${++sids}`;
+  let identifiers = "";
+  let chain: Promise<unknown> = new Promise<void>((resolve) => {
+    ws.onopen = async () => {
+      const answer = await rpc("connect", sid, { env });
+      if (!answer || answer.status !== 1) {
+        ws.close();
+      } else {
+        identifiers = String(answer.identifiers ?? "");
+        transmit(ws, answer);
+      }
+      resolve();
+    };
+  });
+  ws.onmessage = (e) => {
+    if (typeof e.data !== "string") return;
+    const raw = e.data;
+    chain = chain.then(async () => {
+      let cmd: { command?: string; identifier?: string };
+      try {
+        cmd = JSON.parse(raw);
+      } catch {
+        return;
+      }
+      if (cmd.command !== "subscribe" || typeof cmd.identifier !== "string") return;
+      const answer = await rpc("command", sid, {
+        command: cmd.command,
+        identifier: cmd.identifier,
+        connection_identifiers: identifiers,
+        data: "",
+        env,
+      });
+      if (!answer || answer.status !== 1 || ws.readyState !== WebSocket.OPEN) return;
+      for (const stream of Array.isArray(answer.streams) ? answer.streams : []) {
+        if (typeof stream !== "string") continue;
+        let subs = streams.get(stream);
+        if (!subs) streams.set(stream, subs = new Map());
+        subs.set(ws, cmd.identifier);
+        joined.push(stream);
+      }
+      transmit(ws, answer);
+    });
+  };
+}
+
 function upgrade(req: Request): Response {
   const offered = (req.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
   const protocol = PROTOCOLS.find((p) => offered.includes(p));
+  // the request is gone once upgraded: what the RPC calls carry is read first
+  const env = rpcUrl
+    ? { url: req.url, headers: { "sec-websocket-protocol": offered.join(", ") } }
+    : undefined;
   const { socket, response } = Deno.upgradeWebSocket(req, protocol ? { protocol } : {});
   const joined: string[] = [];
-  socket.onmessage = (e) => {
-    if (typeof e.data === "string") subscribe(socket, e.data, joined);
-  };
+  if (rpcUrl) {
+    rpcSocket(socket, env, joined);
+  } else {
+    socket.onmessage = (e) => {
+      if (typeof e.data === "string") subscribe(socket, e.data, joined);
+    };
+  }
   socket.onclose = () => {
     for (const s of joined) streams.get(s)?.delete(socket);
+    if (rpcUrl) rpc("disconnect", "", { identifiers: "", subscriptions: [], env: {} });
   };
   socket.onerror = () => {};
   return response;

@@ -8,6 +8,7 @@ function fmt(v: number | undefined, unit: string): string {
   if (unit === "/s") return v >= 10000 ? `${(v / 1000).toFixed(0)}k` : v.toFixed(0);
   if (unit === "") return v.toFixed(0);
   if (unit === "×") return `${v.toFixed(2)}×`;
+  if (unit === "%") return `${v.toFixed(0)} %`;
   return `${v < 10 ? v.toFixed(2) : v.toFixed(1)} ${unit}`;
 }
 
@@ -17,13 +18,15 @@ export function terminalTable(rows: Row[], targets: Target[]): string {
   const lines: string[] = [];
   const w = Math.max(...rows.map((r) => r.metric.length), 20);
   lines.push(
-    `${"metric".padEnd(w)}  ${"raw/base".padStart(10)}  ${"cableway".padStart(10)}  ratio`,
+    `${"metric".padEnd(w)}  ${"raw/base".padStart(10)}  ${"cableway".padStart(10)}  ${
+      "ratio".padEnd(6)
+    }  samples`,
   );
   for (const r of rows) {
     lines.push(
       `${r.metric.padEnd(w)}  ${fmt(r.raw, r.unit).padStart(10)}  ${
         fmt(r.cableway, r.unit).padStart(10)
-      }  ${r.ratio === undefined ? "—" : r.ratio.toFixed(2) + "×"}${
+      }  ${(r.ratio === undefined ? "—" : r.ratio.toFixed(2) + "×").padEnd(6)}  ${r.samples ?? ""}${
         r.invalid ? "  (invalid run)" : ""
       }`,
     );
@@ -55,12 +58,15 @@ export function markdown(
         : "."),
     "",
   );
-  out.push("| Metric | Raw (base) | Cableway | Cableway / raw |", "|---|---:|---:|---:|");
+  out.push(
+    "| Metric | Raw (base) | Cableway | Cableway / raw | Samples |",
+    "|---|---:|---:|---:|---|",
+  );
   for (const r of rows) {
     out.push(
       `| ${r.metric}${r.invalid ? " (invalid run)" : ""} | ${fmt(r.raw, r.unit)} | ${
         fmt(r.cableway, r.unit)
-      } | ${r.ratio === undefined ? "—" : r.ratio.toFixed(2) + "×"} |`,
+      } | ${r.ratio === undefined ? "—" : r.ratio.toFixed(2) + "×"} | ${r.samples ?? "—"} |`,
     );
   }
   out.push("", "| Target | Value | Limit | Result |", "|---|---:|---|---|");

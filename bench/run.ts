@@ -4,10 +4,11 @@
  *
  *   deno task bench                      quick tier (1k and 5k clients, under 5 minutes)
  *   deno task bench --full               full tier (up to 10k clients, 3 repetitions)
+ *   deno task bench --smoke              smoke tier (CI: every scenario at 100-200 clients)
  *   deno task bench --scenario=latency,memory --only=raw
  *   deno task bench --readme             also rewrite the results table in bench/README.md
  *
- * Scenarios: latency, throughput, memory, storm, streams, broker, slow.
+ * Scenarios: latency, throughput, memory, storm, rpcstorm, streams, cluster, broker, slow.
  */
 
 import { parseArgs } from "node:util";

@@ -5,19 +5,27 @@
 
 import { OPTIONS } from "../src/config/options.ts";
 import { type ClientOptions, type ClientResult, runClient } from "./client.ts";
-import type { Memory, RunningServer } from "./servers.ts";
+import {
+  hasRedisServer,
+  type Impl,
+  type Memory,
+  type RunningServer,
+  startRedisServer,
+  startRpcBackend,
+  startServer,
+} from "./servers.ts";
 import {
   base,
+  CLIENT_CPU,
   type Context,
   measure,
   type Measurement,
   memoryOf,
   order,
+  SERVER_CPU,
+  type Sidecar,
   sleep,
 } from "./measure.ts";
-
-/** Broadcasts sent before the measured ones of the latency scenarios (cold code paths). */
-export const LATENCY_WARMUP = 3;
 
 const us = (v: number) => v >= 1000 ? `${(v / 1000).toFixed(2)} ms` : `${v.toFixed(0)} µs`;
 
@@ -35,8 +43,8 @@ async function latency(ctx: Context): Promise<void> {
           run: async (s) => ({
             result: await runClient({
               ...base(s, n),
-              broadcasts: t.broadcasts + LATENCY_WARMUP,
-              warmup: LATENCY_WARMUP,
+              broadcasts: t.broadcasts + t.warmup,
+              warmup: t.warmup,
               window: 1,
               gapUs: t.gapUs,
             }),
@@ -106,6 +114,8 @@ async function memory(ctx: Context): Promise<void> {
           broadcasts: false,
           cpuInsensitive: true,
           run: async (s) => {
+            // the fixed footprint: the fresh server before any client
+            const startup = memoryOf(s.pid);
             let before: Memory | undefined, after: Memory | undefined;
             let result: ClientResult | undefined;
             // a first batch warms up the server's code paths, so they are not billed per connection
@@ -121,13 +131,14 @@ async function memory(ctx: Context): Promise<void> {
             if (!before || !after) return { result };
             return {
               result,
-              memory: { before, after, perConnKb: (after.rssKb - before.rssKb) / n },
+              memory: { before, after, perConnKb: (after.rssKb - before.rssKb) / n, startup },
             };
           },
           describe: (m) =>
             m.memory
-              ? `${m.memory.perConnKb!.toFixed(2)} KB/conn (RSS ${m.memory.before.rssKb} -> ` +
-                `${m.memory.after.rssKb} KB)`
+              ? `${m.memory.perConnKb!.toFixed(2)} KB/conn (RSS at startup ` +
+                `${m.memory.startup?.rssKb ?? "?"} KB, after the warm-up batch ` +
+                `${m.memory.before.rssKb} KB, with N more ${m.memory.after.rssKb} KB)`
               : "no memory reading",
         });
       }
@@ -150,9 +161,89 @@ async function storm(ctx: Context): Promise<void> {
           run: async (s) => ({
             result: await runClient({ ...base(s, n), concurrency: t.concurrency }),
           }),
-          describe: (m) =>
-            `${Math.round(m.result.connect_rate)} connects+subscribes/s, ` +
-            `${m.result.connect_failures} failures`,
+          describe: stormLine,
+        });
+      }
+    }
+  }
+}
+
+const stormLine = (m: Measurement) =>
+  `${Math.round(m.result.connect_rate)} connects+subscribes/s, ` +
+  `${m.result.connect_failures} failures (server CPU ${
+    (m.result.server_cpu_connect * 100).toFixed(0)
+  }%, client CPU ${(m.result.client_cpu_connect * 100).toFixed(0)}%` +
+  (m.result.aux_cpu_connect > 0
+    ? `, RPC backend ${(m.result.aux_cpu_connect * 100).toFixed(0)}%)`
+    : ")");
+
+/** The calls the fake RPC backend answered, by method. */
+async function backendCalls(port: number): Promise<Record<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${port}/stats`, { headers: { connection: "close" } });
+  return await res.json();
+}
+
+/** The channel the RPC storm subscribes to (the fake backend streams from its stream_name). */
+const RPC_CHANNEL = "BenchChannel";
+
+/**
+ * The fake RPC backend in its own process, on the client's core (the server's core stays the
+ * server's); raw gets `--rpc=<url>`, Cableway `--rpc_host=<url>` (and no `--public`).
+ */
+async function rpcBackend(impl: Impl, logName: string): Promise<Sidecar> {
+  const b = await startRpcBackend(CLIENT_CPU, `${logName}-backend`);
+  const url = `http://127.0.0.1:${b.port}/_anycable`;
+  const concurrency = OPTIONS.rpc_concurrency.default;
+  return {
+    flags: impl === "raw"
+      ? [`--rpc=${url}`, `--rpc_concurrency=${concurrency}`]
+      : [`--rpc_host=${url}`],
+    pids: [b.pid],
+    ports: [b.port],
+    stop: b.stop,
+  };
+}
+
+/**
+ * Connect + subscribe storm with HTTP RPC: every connection costs a `connect` and a `command`
+ * call to the same fake backend, for Cableway and for the raw baseline (which makes the same
+ * calls with the same concurrency cap). A few broadcasts afterwards check that the streams the
+ * backend named were subscribed. (A gRPC variant of this scenario can sit next to "http".)
+ */
+async function rpcstorm(ctx: Context): Promise<void> {
+  const t = ctx.tier.rpcstorm;
+  for (const [i, n] of t.sizes.entries()) {
+    for (let rep = 0; rep < ctx.tier.reps; rep++) {
+      for (const impl of order(ctx.impls, i + rep)) {
+        await measure(ctx, {
+          scenario: "rpcstorm",
+          impl,
+          variant: "http",
+          n,
+          rep,
+          broadcasts: true,
+          storm: true,
+          public: false,
+          sidecar: rpcBackend,
+          run: async (s, side) => {
+            const result = await runClient({
+              ...base(s, n),
+              concurrency: t.concurrency,
+              channel: RPC_CHANNEL,
+              auxPids: side?.pids,
+              broadcasts: 3,
+              window: 1,
+              gapUs: 1000,
+            });
+            // both servers must have made the calls the traffic implies
+            const calls = await backendCalls(side!.ports[0]);
+            if (calls.connect < n || calls.command < n) {
+              result.error ||= `the RPC backend answered ${calls.connect} connect and ` +
+                `${calls.command} command calls for ${n} connections`;
+            }
+            return { result };
+          },
+          describe: stormLine,
         });
       }
     }
@@ -161,21 +252,98 @@ async function storm(ctx: Context): Promise<void> {
 
 async function streams(ctx: Context): Promise<void> {
   const t = ctx.tier.streams;
+  for (const [i, v] of t.variants.entries()) {
+    for (let rep = 0; rep < ctx.tier.reps; rep++) {
+      for (const impl of order(ctx.impls, i + rep)) {
+        await measure(ctx, {
+          scenario: "streams",
+          impl,
+          variant: `${v.streams} streams`,
+          n: v.n,
+          rep,
+          broadcasts: true,
+          run: async (s) => ({
+            result: await runClient({ ...throughputOpts(s, v.n, t), streams: v.streams }),
+          }),
+          describe: (m) =>
+            `${rate(m)}, delivery p50 ${us(m.result.delivery_p50_us)} p99 ` +
+            `${us(m.result.delivery_p99_us)} (${m.result.deliveries} deliveries)`,
+        });
+      }
+    }
+  }
+}
+
+/**
+ * Redis and a second Cableway node (on the server's core, like the first), both nodes with
+ * `--pubsub=redis`: the measured node takes the broadcasts, the clients are split over both.
+ */
+async function clusterSidecar(_impl: Impl, logName: string): Promise<Sidecar> {
+  const redis = await startRedisServer(CLIENT_CPU, `${logName}-redis`);
+  const flags = ["--pubsub=redis", `--redis_url=redis://127.0.0.1:${redis.port}`];
+  let second: RunningServer;
+  try {
+    second = await startServer({
+      impl: "cableway",
+      cpu: SERVER_CPU,
+      flags,
+      logName: `${logName}-node2`,
+    });
+  } catch (e) {
+    await redis.stop();
+    throw e;
+  }
+  return {
+    flags,
+    pids: [second.pid, redis.pid],
+    ports: [second.port],
+    stop: async () => {
+      await second.stop();
+      await redis.stop();
+    },
+  };
+}
+
+/**
+ * Cableway only: N clients on one stream, broadcasts one at a time, on one node ("single") and
+ * on two nodes over Redis with the clients split and the broadcasts published to the first node
+ * ("cluster"): what the Redis hop costs.
+ */
+async function cluster(ctx: Context): Promise<void> {
+  if (!ctx.cableway) {
+    ctx.log("  cluster: skipped (needs Cableway)");
+    return;
+  }
+  if (!hasRedisServer()) {
+    ctx.log("  cluster: skipped (redis-server not installed)");
+    return;
+  }
+  const t = ctx.tier.cluster;
+  const warmup = ctx.tier.latency.warmup;
   for (let rep = 0; rep < ctx.tier.reps; rep++) {
-    for (const impl of order(ctx.impls, rep)) {
+    for (const variant of rep % 2 === 0 ? ["single", "cluster"] : ["cluster", "single"]) {
       await measure(ctx, {
-        scenario: "streams",
-        impl,
-        variant: `${t.streams} streams`,
+        scenario: "cluster",
+        impl: "cableway",
+        variant,
         n: t.n,
         rep,
         broadcasts: true,
-        run: async (s) => ({
-          result: await runClient({ ...throughputOpts(s, t.n, t), streams: t.streams }),
+        sidecar: variant === "cluster" ? clusterSidecar : undefined,
+        run: async (s, side) => ({
+          result: await runClient({
+            ...base(s, t.n),
+            port2: side?.ports[0],
+            auxPids: side?.pids,
+            broadcasts: t.broadcasts + warmup,
+            warmup,
+            window: 1,
+            gapUs: t.gapUs,
+          }),
         }),
         describe: (m) =>
-          `${rate(m)}, delivery p50 ${us(m.result.delivery_p50_us)} p99 ` +
-          `${us(m.result.delivery_p99_us)}`,
+          `last client p50 ${us(m.result.last_p50_us)} p99 ${us(m.result.last_p99_us)}, ` +
+          `per-delivery p50 ${us(m.result.delivery_p50_us)}`,
       });
     }
   }
@@ -259,7 +427,8 @@ export function slowAbsorbBroadcasts(pad: number): number {
 
 async function slow(ctx: Context): Promise<void> {
   const t = ctx.tier.slow;
-  const tailFrom = LATENCY_WARMUP + slowAbsorbBroadcasts(t.pad);
+  const warmup = ctx.tier.latency.warmup;
+  const tailFrom = warmup + slowAbsorbBroadcasts(t.pad);
   let step = 0;
   for (let rep = 0; rep < ctx.tier.reps; rep++) {
     for (const impl of order(ctx.impls, rep)) {
@@ -277,7 +446,7 @@ async function slow(ctx: Context): Promise<void> {
             const result = await runClient({
               ...base(s, t.n),
               broadcasts: tailFrom + t.broadcasts,
-              warmup: LATENCY_WARMUP,
+              warmup,
               tailFrom,
               pad: t.pad,
               gapUs: t.gapUs,
@@ -306,7 +475,9 @@ export const SCENARIOS: Record<string, (ctx: Context) => Promise<void>> = {
   throughput,
   memory,
   storm,
+  rpcstorm,
   streams,
+  cluster,
   broker,
   slow,
 };

@@ -12,8 +12,10 @@ export interface ServerOptions {
   impl: Impl;
   /** Core the server is pinned to with taskset. */
   cpu: number;
-  /** Extra Cableway flags, e.g. `--broker=memory`. */
+  /** Extra flags, e.g. `--broker=memory` (Cableway) or `--rpc=<url>` (raw). */
   flags?: string[];
+  /** Cableway: start with `--public` (default true; false for the RPC scenarios). */
+  public?: boolean;
   /** Log file name under bench/build/logs. */
   logName: string;
 }
@@ -47,9 +49,9 @@ export function cablewayAvailable(): boolean {
   }
 }
 
-function command(impl: Impl, port: number, flags: string[]): string[] {
+function command(impl: Impl, port: number, flags: string[], pub: boolean): string[] {
   if (impl === "raw") {
-    return ["deno", "run", "--allow-net", `${BENCH_DIR}raw_server.ts`, `--port=${port}`];
+    return ["deno", "run", "--allow-net", `${BENCH_DIR}raw_server.ts`, `--port=${port}`, ...flags];
   }
   return [
     "deno",
@@ -57,22 +59,30 @@ function command(impl: Impl, port: number, flags: string[]): string[] {
     "-A",
     `${REPO_DIR}main.ts`,
     `--port=${port}`,
-    "--public",
+    ...(pub ? ["--public"] : []),
     `--http_broadcast_port=${port}`,
     "--log_level=error",
     ...flags,
   ];
 }
 
-/** One HTTP/1.0 GET over a fresh socket; true on a 200. Leaves no pooled connection behind. */
-async function healthy(port: number): Promise<boolean> {
+/** HTTP/1.0 `GET /health` answered 200: an HTTP server is up. */
+const HTTP_HEALTH = {
+  send: "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+  expect: /^HTTP\/1\.[01] 200/,
+};
+/** `PING` answered `+PONG`: Redis is up. */
+const REDIS_HEALTH = { send: "PING\r\n", expect: /^\+PONG/ };
+
+/** One request over a fresh socket; true when the answer matches. Leaves no connection behind. */
+async function healthy(port: number, probe = HTTP_HEALTH): Promise<boolean> {
   let conn: Deno.TcpConn | undefined;
   try {
     conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    await conn.write(new TextEncoder().encode("GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"));
+    await conn.write(new TextEncoder().encode(probe.send));
     const buf = new Uint8Array(64);
     const n = await conn.read(buf);
-    return n !== null && /^HTTP\/1\.[01] 200/.test(new TextDecoder().decode(buf.subarray(0, n)));
+    return n !== null && probe.expect.test(new TextDecoder().decode(buf.subarray(0, n)));
   } catch {
     return false;
   } finally {
@@ -91,13 +101,98 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * `GET /health` to answer 200 (at most 30 s).
  */
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
-  Deno.mkdirSync(LOG_DIR, { recursive: true });
   const port = freePort();
-  const logPath = `${LOG_DIR}/${opts.logName}.log`;
+  const argv = command(opts.impl, port, opts.flags ?? [], opts.public ?? true);
+  return {
+    impl: opts.impl,
+    ...await launch(`${opts.impl} server`, port, opts.cpu, opts.logName, argv),
+  };
+}
+
+/** A helper process of a scenario (RPC backend, Redis): its pid, port and how to stop it. */
+export interface Helper {
+  port: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** The fake RPC backend (bench/rpc_backend.ts) in its own process, pinned to `cpu`. */
+export async function startRpcBackend(cpu: number, logName: string): Promise<Helper> {
+  const port = freePort();
+  const argv = ["deno", "run", "--allow-net", `${BENCH_DIR}rpc_backend.ts`, `--port=${port}`];
+  const s = await launch("rpc backend", port, cpu, logName, argv);
+  return { port, pid: s.pid, stop: s.stop };
+}
+
+/** True when redis-server is installed (the cluster scenario needs it). */
+export function hasRedisServer(): boolean {
+  for (
+    const dir of [
+      "/usr/bin",
+      "/usr/local/bin",
+      "/usr/sbin",
+      ...(Deno.env.get("PATH") ?? "").split(":"),
+    ]
+  ) {
+    try {
+      if (dir && Deno.statSync(`${dir}/redis-server`).isFile) return true;
+    } catch {
+      // not here
+    }
+  }
+  return false;
+}
+
+/** A throwaway redis-server (no persistence) pinned to `cpu`. */
+export async function startRedisServer(cpu: number, logName: string): Promise<Helper> {
+  const port = freePort();
+  const dir = Deno.makeTempDirSync({ prefix: "cableway_bench_redis_" });
+  const argv = [
+    "redis-server",
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    dir,
+  ];
+  const removeDir = () => Deno.removeSync(dir, { recursive: true });
+  let s: Omit<RunningServer, "impl">;
+  try {
+    s = await launch("redis-server", port, cpu, logName, argv, REDIS_HEALTH);
+  } catch (e) {
+    removeDir();
+    throw e;
+  }
+  return {
+    port,
+    pid: s.pid,
+    stop: async () => {
+      await s.stop();
+      removeDir();
+    },
+  };
+}
+
+/** Spawns `argv` pinned to `cpu` with its output in the log, and waits until `probe` answers. */
+async function launch(
+  name: string,
+  port: number,
+  cpu: number,
+  logName: string,
+  argv: string[],
+  probe = HTTP_HEALTH,
+): Promise<Omit<RunningServer, "impl">> {
+  Deno.mkdirSync(LOG_DIR, { recursive: true });
+  const logPath = `${LOG_DIR}/${logName}.log`;
   const script = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; log="$1"; shift; ' +
-    `exec taskset -c ${opts.cpu} "$@" >"$log" 2>&1 </dev/null`;
+    `exec taskset -c ${cpu} "$@" >"$log" 2>&1 </dev/null`;
   const child = new Deno.Command("bash", {
-    args: ["-c", script, "bash", logPath, ...command(opts.impl, port, opts.flags ?? [])],
+    args: ["-c", script, "bash", logPath, ...argv],
     cwd: REPO_DIR,
     stdin: "null",
     stdout: "null",
@@ -129,7 +224,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (exited) break;
-    if (await healthy(port)) return { impl: opts.impl, port, pid: child.pid, logPath, stop };
+    if (await healthy(port, probe)) {
+      return { port, pid: child.pid, logPath, stop };
+    }
     await sleep(50);
   }
   await stop();
@@ -139,7 +236,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   } catch {
     // no log
   }
-  throw new Error(`${opts.impl} server did not become healthy on port ${port}\n${tail}`);
+  throw new Error(`${name} did not become healthy on port ${port}\n${tail}`);
 }
 
 /** VmRSS and VmHWM of a process, from /proc/<pid>/status. */

@@ -1,7 +1,8 @@
 /**
- * CI's smoke check of the benchmark: every scenario at 100 clients, one repetition, against the
- * raw baseline and Cableway. It checks that the benchmark works and that nothing was lost,
- * duplicated or reordered; the figures are not judged here (see bench/README.md).
+ * CI's smoke check of the benchmark: every scenario at 100-200 clients, one repetition, against
+ * the raw baseline and Cableway (with the fake RPC backend and Redis where a scenario needs
+ * them). It checks that the benchmark works and that nothing was lost, duplicated or reordered;
+ * the figures are not judged here (see bench/README.md).
  */
 import assert from "node:assert/strict";
 
@@ -16,11 +17,16 @@ async function has(cmd: string, args: string[]): Promise<boolean> {
   }
 }
 
-const tools = await has("cc", ["--version"]) && await has("taskset", ["-V"]);
-if (!tools) console.warn("cc or taskset not installed: skipping the benchmark smoke check");
+// the cluster scenario runs two Cableway nodes over a real redis-server
+const tools = await has("cc", ["--version"]) && await has("taskset", ["-V"]) &&
+  await has("redis-server", ["--version"]);
+if (!tools) {
+  console.warn("cc, taskset or redis-server not installed: the benchmark smoke check is ignored");
+}
 
 Deno.test({
-  name: "benchmark smoke tier: every scenario runs at 100 clients with no lost message",
+  name:
+    "benchmark smoke tier: every scenario (RPC storm, many streams, 2-node cluster included) runs at 100-200 clients with no lost message",
   ignore: !tools,
   async fn() {
     const out = await new Deno.Command(Deno.execPath(), {
