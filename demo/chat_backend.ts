@@ -1,6 +1,6 @@
 /**
  * The demo's application backend: an AnyCable HTTP RPC server (POST /connect, /command,
- * /disconnect, shared/PROTOCOL.md §7.3) for one channel, `ChatChannel`.
+ * /disconnect, docs/protocol.md#http-rpc) for one channel, `ChatChannel`.
  *
  * - connect: the visitor's name comes from the cable URL (`/cable?name=Alice`).
  * - subscribe `{"channel":"ChatChannel","room":"lobby"}`: streams `chat:lobby`, which is also

@@ -1,6 +1,6 @@
 // AnyCable RPC contract, as spoken by AnyCable-Go 1.6.x (checked against 1.6.16) and the
 // AnyCable Ruby/JS backends of the same generation. Written for Cableway from the field
-// list in shared/PROTOCOL.md §7.4; field numbers are the wire contract and must not change.
+// list in docs/protocol.md#grpc-rpc; field numbers are the wire contract and must not change.
 //
 // Regenerate the TypeScript bindings in proto/gen/ with `deno task proto`.
 

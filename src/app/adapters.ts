@@ -72,7 +72,7 @@ export async function createBroker(config: Config, logger: Logger): Promise<Brok
 /**
  * The pub/sub's channel for remote commands: `__anycable_internal__`, with `-int` appended when
  * the fan-out broadcaster of the same kind (legacy `redis`, or `nats`) listens on that very
- * name (shared/PROTOCOL.md §10), so publications and commands never share a channel.
+ * name (docs/protocol.md#pubsub-between-nodes), so publications and commands never share a channel.
  */
 export function pubsubInternalChannel(config: Config): string {
   const clash = config.pubsub === "redis"

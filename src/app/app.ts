@@ -72,7 +72,7 @@ export interface Keys {
   api: string;
 }
 
-/** Secrets as shared/PROTOCOL.md §14 derives them. */
+/** Secrets as docs/protocol.md#secrets derives them. */
 export async function resolveKeys(config: Config): Promise<Keys> {
   const derive = (purpose: string) =>
     config.secret ? deriveKey(config.secret, purpose) : Promise.resolve("");
@@ -227,7 +227,7 @@ export async function startApp(
     writeTimeout: config.ws_write_timeout,
     restoreHoldTimeout: config.restore_hold_timeout,
     holdBufferSize: config.hold_buffer_size,
-    // The JWT header goes to RPC too (shared/PROTOCOL.md §6.2).
+    // The JWT header goes to RPC too (docs/protocol.md#jwt).
     forwardHeaders: [
       ...config.headers.map((h) => h.toLowerCase()),
       ...(keys.jwt ? [`x-${config.jwt_param.toLowerCase()}`] : []),

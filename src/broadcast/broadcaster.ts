@@ -1,7 +1,7 @@
 /** What a broadcaster hands its accepted publications to. */
 export interface BroadcastHandler {
   /**
-   * A raw publication body (shared/PROTOCOL.md §9.1). Resolves once the publication is
+   * A raw publication body (docs/protocol.md#publication-format). Resolves once the publication is
    * accepted (registered by the broker when `fanout` is false); rejects with
    * InvalidBroadcastError for an unparsable body, or another error when the broker failed.
    */

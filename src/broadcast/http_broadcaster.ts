@@ -12,7 +12,7 @@ export interface HttpBroadcasterOptions {
 }
 
 /**
- * `POST /_broadcast` (shared/PROTOCOL.md §9.2). Unlike the reference, an unparsable body is
+ * `POST /_broadcast` (docs/protocol.md#http-broadcast). Unlike the reference, an unparsable body is
  * answered 400 (not 201) so publishers learn about their bug.
  */
 export class HttpBroadcaster implements Broadcaster {

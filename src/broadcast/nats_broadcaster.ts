@@ -1,5 +1,5 @@
 /**
- * NATS broadcaster (shared/PROTOCOL.md §9.5): subscribes to subject `__anycable__`; every node
+ * NATS broadcaster (docs/protocol.md#nats-broadcast): subscribes to subject `__anycable__`; every node
  * receives every publication and delivers it locally (fan-out, no broker).
  */
 import type { Subscription } from "nats";

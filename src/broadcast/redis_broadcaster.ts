@@ -1,6 +1,6 @@
 import type { RedisSettings } from "../util/redis_settings.ts";
 /**
- * Legacy Redis pub/sub broadcaster (shared/PROTOCOL.md §9.3): SUBSCRIBE to `__anycable__`;
+ * Legacy Redis pub/sub broadcaster (docs/protocol.md#redis-broadcast): SUBSCRIBE to `__anycable__`;
  * every node receives every publication and delivers it locally (fan-out, no broker).
  */
 import { type Logger, silentLogger } from "../logger/logger.ts";

@@ -1,6 +1,6 @@
 import type { RedisSettings } from "../util/redis_settings.ts";
 /**
- * Redis Streams broadcaster (`redisx`, shared/PROTOCOL.md §9.4): one node of the cluster
+ * Redis Streams broadcaster (`redisx`, docs/protocol.md#redisx-broadcast): one node of the cluster
  * consumes each `XADD __anycable__ * payload <json>` entry through consumer group `bx`, hands
  * it to the broker path (`fanout: false`) and only then XACKs + XDELs it. An entry whose
  * handling failed (e.g. 501: the pub/sub is reconnecting) stays pending and is never acked:

@@ -14,7 +14,7 @@ export interface StreamMessageMeta {
   broadcast_type?: string;
 }
 
-/** A publication (shared/PROTOCOL.md §9.1), with `offset`/`epoch` once a broker registered it. */
+/** A publication (docs/protocol.md#publication-format), with `offset`/`epoch` once a broker registered it. */
 export interface StreamMessage {
   stream: string;
   data: string;

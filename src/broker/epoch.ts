@@ -1,4 +1,4 @@
-/** Epoch ids: short random strings naming one storage generation (shared/PROTOCOL.md §4.1). */
+/** Epoch ids: short random strings naming one storage generation (docs/protocol.md#stream-positions). */
 
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-";
 

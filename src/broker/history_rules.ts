@@ -1,5 +1,5 @@
 /**
- * History rules shared by every broker (shared/PROTOCOL.md §4.2, §13), so that all adapters
+ * History rules shared by every broker (docs/protocol.md#history, docs/protocol.md#broker-storage), so that all adapters
  * accept and refuse exactly the same requests.
  */
 import { HistoryError } from "./broker.ts";

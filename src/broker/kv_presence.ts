@@ -18,7 +18,7 @@ interface IdEntry {
 const MAX_ATTEMPTS = 1000;
 
 /**
- * Presence over Deno KV (shared/PROTOCOL.md §4.6), correct across processes sharing one
+ * Presence over Deno KV (docs/protocol.md#presence), correct across processes sharing one
  * database: each change checks the versionstamps of the entries it read, so exactly one
  * process reports a given join or leave. Entries have no `expireIn` (a silent deletion would
  * lose the leave event); stale ones are removed by `expire()`, which the server calls

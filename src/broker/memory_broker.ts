@@ -48,7 +48,7 @@ interface MemSession {
 const SWEEP_EVERY_MS = 1000;
 
 /**
- * Single-process broker (shared/PROTOCOL.md §13). No timers: expiry is evaluated against
+ * Single-process broker (docs/protocol.md#broker-storage). No timers: expiry is evaluated against
  * `opts.now` whenever the broker is used, plus a cheap full sweep at most once a second so
  * idle streams and sessions do not accumulate. Presence entries go away only through
  * `presenceExpire()` (or removal), because expiring them must produce leave events.

@@ -8,7 +8,7 @@ interface IdRecord {
 }
 
 /**
- * In-process presence state (shared/PROTOCOL.md §4.6). Time is passed in by the caller, so
+ * In-process presence state (docs/protocol.md#presence). Time is passed in by the caller, so
  * nothing here runs on its own: stale entries stay until `expire()` is called and turns them
  * into leave events.
  */

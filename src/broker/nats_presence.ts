@@ -1,5 +1,5 @@
 /**
- * Presence over a NATS KV bucket (shared/PROTOCOL.md §4.6), correct across nodes: every change
+ * Presence over a NATS KV bucket (docs/protocol.md#presence), correct across nodes: every change
  * is a revision-checked update of the stream's document, so exactly one node reports a given
  * join or leave. `p.<stream>` holds the stream's sessions and infos; `x.<sid>` lists the
  * streams a session is present in (for touch). Stale entries leave through `expire()`.

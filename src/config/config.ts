@@ -396,7 +396,7 @@ function applyBrokerPreset(values: Record<string, unknown>, explicit: ReadonlySe
 }
 
 /**
- * shared/PROTOCOL.md §10: without an explicit --pubsub, the Redis broker, the redisx adapter
+ * docs/protocol.md#pubsub-between-nodes: without an explicit --pubsub, the Redis broker, the redisx adapter
  * or a non-default Redis URL turn on Redis pub/sub; the NATS broker turns on NATS pub/sub.
  */
 function autoPubSub(values: Record<string, unknown>, explicit: ReadonlySet<OptionName>) {

@@ -21,7 +21,7 @@ export function findToken(req: ConnectionRequest, param: string): string | null 
   return new URL(req.url).searchParams.get(param);
 }
 
-/** JWT identification (shared/PROTOCOL.md §6.2): a valid token means no Connect RPC. */
+/** JWT identification (docs/protocol.md#jwt): a valid token means no Connect RPC. */
 export class JwtAuthenticator implements Authenticator {
   readonly #opts: JwtAuthenticatorOptions;
 

@@ -18,7 +18,7 @@ export interface StreamsControllerOptions {
 
 /**
  * Handles `$pubsub`, Turbo Streams and CableReady subscriptions in the server
- * (shared/PROTOCOL.md §8) and delegates everything else.
+ * (docs/protocol.md#signed-streams) and delegates everything else.
  */
 export class StreamsController implements Controller {
   readonly #next: Controller;

@@ -20,7 +20,7 @@ export interface CallContext {
 }
 
 export interface ConnectResult extends ConnectResponse {
-  /** The backend wants a Disconnect call for this session (shared/PROTOCOL.md §7.5). */
+  /** The backend wants a Disconnect call for this session (docs/protocol.md#disconnect-queue). */
   interest?: boolean;
 }
 

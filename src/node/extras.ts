@@ -9,7 +9,7 @@ export interface Extras {
 
 /**
  * Commands beyond classic Action Cable: whisper, join, leave, presence
- * (shared/PROTOCOL.md §4.5, §4.6). Returns false for a command it does not know.
+ * (docs/protocol.md#whisper, docs/protocol.md#presence). Returns false for a command it does not know.
  */
 export async function handleExtraCommand(
   node: Extras,

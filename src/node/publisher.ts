@@ -104,7 +104,7 @@ function notReady(): PubSubUnavailableError {
 }
 
 /**
- * shared/PROTOCOL.md §9.1 parsing order: object with a stream -> array -> object with a
+ * docs/protocol.md#publication-format parsing order: object with a stream -> array -> object with a
  * command. `data` that is not a string is accepted and JSON-encoded.
  */
 export function parseBroadcast(body: string): StreamMessage[] | RemoteCommand {

@@ -6,7 +6,7 @@ import type { Session, Subscription } from "./session.ts";
 /** The default of --restore_hold_timeout (ms). */
 export const RESTORE_HOLD_TIMEOUT_MS = 3000;
 
-/** What the broker keeps of a session for a later restore (shared/PROTOCOL.md §4.3). */
+/** What the broker keeps of a session for a later restore (docs/protocol.md#session-restore). */
 interface CachedSession {
   identifiers: string;
   cstate: Record<string, string>;

@@ -1,4 +1,4 @@
-/** Applies a state patch: an empty-string value deletes the key (shared/PROTOCOL.md §7.1). */
+/** Applies a state patch: an empty-string value deletes the key (docs/protocol.md#rpc-calls). */
 export function mergeState(
   target: Record<string, string>,
   patch: Record<string, string> | undefined,

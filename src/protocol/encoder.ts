@@ -8,7 +8,7 @@ export function encodeReply(reply: Reply): string {
 
 /**
  * The JSON text of a publication's `message`: the `data` string when it is JSON (not null),
- * else `data` itself as a JSON string (shared/PROTOCOL.md §3.3). Computed once per publication.
+ * else `data` itself as a JSON string (docs/protocol.md#broadcast-to-client-message). Computed once per publication.
  */
 export function messageJson(data: string): string {
   try {

@@ -1,4 +1,4 @@
-/** Action Cable wire messages (see shared/PROTOCOL.md §3, §4). */
+/** Action Cable wire messages (see docs/protocol.md#action-cable-messages, docs/protocol.md#extended-protocol). */
 
 export const PROTOCOL_JSON = "actioncable-v1-json";
 export const PROTOCOL_EXT_JSON = "actioncable-v1-ext-json";

@@ -1,5 +1,5 @@
 /**
- * NATS pub/sub between nodes (shared/PROTOCOL.md §10): registered messages are published on a
+ * NATS pub/sub between nodes (docs/protocol.md#pubsub-between-nodes): registered messages are published on a
  * subject named exactly the stream; each node subscribes to the streams it has local
  * subscribers for; remote commands travel on `__anycable_internal__`.
  *

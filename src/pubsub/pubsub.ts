@@ -1,6 +1,6 @@
 import type { StreamMessage } from "../broker/broker.ts";
 
-/** A command for every node, e.g. a remote disconnect (shared/PROTOCOL.md §9.1). */
+/** A command for every node, e.g. a remote disconnect (docs/protocol.md#publication-format). */
 export interface RemoteCommand {
   command: "disconnect";
   payload: { identifier: string; reconnect?: boolean };

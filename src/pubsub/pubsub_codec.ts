@@ -1,5 +1,5 @@
 /**
- * Wire format of node-to-node messages (shared/PROTOCOL.md §10): a registered StreamMessage as
+ * Wire format of node-to-node messages (docs/protocol.md#pubsub-between-nodes): a registered StreamMessage as
  * `{"stream","data","meta","offset","epoch"}` JSON, and RemoteCommand JSON on the internal
  * channel.
  */

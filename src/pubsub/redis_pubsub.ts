@@ -1,6 +1,6 @@
 import type { RedisSettings } from "../util/redis_settings.ts";
 /**
- * Redis pub/sub between nodes (shared/PROTOCOL.md §10): registered messages are PUBLISHed on a
+ * Redis pub/sub between nodes (docs/protocol.md#pubsub-between-nodes): registered messages are PUBLISHed on a
  * channel named exactly the stream; each node SUBSCRIBEs to the streams it has local
  * subscribers for; remote commands travel on `__anycable_internal__`.
  *

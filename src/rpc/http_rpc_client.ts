@@ -30,7 +30,7 @@ export interface HttpRpcClientOptions {
   maxSendSize?: number;
 }
 
-/** AnyCable RPC over HTTP JSON (shared/PROTOCOL.md §7.3). */
+/** AnyCable RPC over HTTP JSON (docs/protocol.md#http-rpc). */
 export class HttpRpcClient implements RpcClient {
   readonly name = "http";
   readonly #base: string;

@@ -1,4 +1,4 @@
-/** The RPC seam (shared/PROTOCOL.md §7): the three calls, as JSON-shaped values. */
+/** The RPC seam (docs/protocol.md#rpc): the three calls, as JSON-shaped values. */
 
 export const Status = { ERROR: 0, SUCCESS: 1, FAILURE: 2 } as const;
 export type StatusCode = typeof Status[keyof typeof Status];

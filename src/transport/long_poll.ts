@@ -34,7 +34,7 @@ interface LiveEntry {
 }
 
 /**
- * Long-polling transport (shared/PROTOCOL.md §11). Every request is a POST whose body holds
+ * Long-polling transport (docs/protocol.md#long-polling). Every request is a POST whose body holds
  * JSONL client commands (processed in order).
  *
  * - No X-Anycable-Poll-ID: a new session. Authentication failure → 401 whose body holds the

@@ -1,5 +1,5 @@
 /**
- * Origin check (shared/PROTOCOL.md §2.1): an empty list allows everything; otherwise the
+ * Origin check (docs/protocol.md#origin-check): an empty list allows everything; otherwise the
  * Origin's host (with port) must equal an entry or end with the text after a leading `*`.
  */
 export function originAllowed(origin: string | null, allowed: string[]): boolean {

@@ -28,7 +28,7 @@ interface HeldPoll {
 }
 
 /**
- * The long-polling Connection of one session (shared/PROTOCOL.md §11): server messages queue
+ * The long-polling Connection of one session (docs/protocol.md#long-polling): server messages queue
  * here as JSONL lines until a poll takes them.
  *
  * Contract of a poll (see begin):

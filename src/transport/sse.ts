@@ -22,7 +22,7 @@ export interface SseOptions {
   logger: Logger;
 }
 
-/** Default POST body limit (shared/PROTOCOL.md §5). */
+/** Default POST body limit (docs/protocol.md#server-sent-events). */
 export const SSE_MAX_BODY_SIZE = 65536;
 
 const STREAM_HEADERS: Record<string, string> = {
@@ -36,7 +36,7 @@ const STREAM_HEADERS: Record<string, string> = {
 };
 
 /**
- * Server-Sent Events transport (shared/PROTOCOL.md §5). One request = one session:
+ * Server-Sent Events transport (docs/protocol.md#server-sent-events). One request = one session:
  * authenticate (401 on failure), subscribe to what the request names (400 when refused),
  * then answer 200 with an event stream that lives as long as the session. Everything the
  * session produced before the 200 (welcome, confirmation, history) opens the stream.

@@ -15,7 +15,7 @@ export interface SseEncoderOptions {
 
 /**
  * Encodes one server message (its JSON text, as the node hands it to a Connection) as one
- * Server-Sent Event, shared/PROTOCOL.md §5:
+ * Server-Sent Event, docs/protocol.md#server-sent-events:
  *
  *     [event: <type>\n]data: <payload>[\nid: <offset>/<epoch>/<stream>][\nretry: <ms>]\n\n
  *

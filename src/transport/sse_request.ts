@@ -10,7 +10,7 @@ export interface SseSubscription {
 }
 
 /**
- * The subscription of a GET request, from the first non-empty of (shared/PROTOCOL.md §5):
+ * The subscription of a GET request, from the first non-empty of (docs/protocol.md#server-sent-events):
  * `identifier` (as is), `channel` (`{"channel":...}`), `stream` ($pubsub stream_name),
  * `signed_stream` ($pubsub signed_stream_name), `turbo_signed_stream_name`
  * (Turbo::StreamsChannel). Null when none is present.
