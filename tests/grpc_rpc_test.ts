@@ -11,7 +11,7 @@ import {
 } from "./support/grpc_backend.ts";
 import { FaultBackend, hasNode } from "./support/grpc_fault_process.ts";
 import { startServer } from "./support/server.ts";
-import { hasOpenssl, makeTestCerts } from "./support/test_certs.ts";
+import { hasOpenssl, makeCerts } from "./support/certs.ts";
 import { WsClient } from "./support/ws_client.ts";
 
 const chat = (stream = "chat_1") => JSON.stringify({ channel: "ChatChannel", stream });
@@ -379,18 +379,18 @@ Deno.test({
     "(needs node and openssl)",
   ignore: !hasOpenssl() || !hasNode(),
 }, async () => {
-  const certs = await makeTestCerts();
+  const certs = await makeCerts();
   // Node's own TLS + HTTP/2 server in a child process (ALPN h2), answering every call.
   const backend = await FaultBackend.start(0, {
-    keyPath: `${certs.dir}/server.key`,
-    certPath: `${certs.dir}/server.pem`,
+    keyPath: certs.serverKey,
+    certPath: certs.serverCert,
   });
   try {
     // The CA file against the IP; then the CA as PEM text against the "localhost" name.
     for (
       const [host, ca] of [
-        [backend.address, certs.caCertPath],
-        [`localhost:${backend.port}`, certs.caCert],
+        [backend.address, certs.caPath],
+        [`localhost:${backend.port}`, certs.ca],
       ]
     ) {
       const server = await startServer([
@@ -451,6 +451,6 @@ Deno.test({
     );
   } finally {
     await backend.stop();
-    await Deno.remove(certs.dir, { recursive: true });
+    await certs.remove();
   }
 });

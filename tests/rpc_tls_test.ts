@@ -3,10 +3,10 @@ import { loadRootCa, RpcTlsConfigError } from "../src/rpc/rpc_tls.ts";
 import { FakeRpc } from "./support/fake_rpc.ts";
 import { GrpcWebBackend } from "./support/grpc_web_backend.ts";
 import { startServer, type TestServer } from "./support/server.ts";
-import { haveOpenssl, makeTestPki, type TestPki } from "./support/tls_certs.ts";
+import { hasOpenssl, makeCerts, type TestCerts } from "./support/certs.ts";
 import { WsClient } from "./support/ws_client.ts";
 
-const OPENSSL = haveOpenssl();
+const OPENSSL = hasOpenssl();
 const why = OPENSSL ? "" : " (ignored: no openssl CLI here)";
 
 /** Connects one client and returns its first decisive frame (welcome or disconnect). */
@@ -23,8 +23,8 @@ function tlsFailures(server: TestServer): string[] {
   );
 }
 
-async function withPki(fn: (pki: TestPki) => Promise<void>): Promise<void> {
-  const pki = await makeTestPki();
+async function withPki(fn: (pki: TestCerts) => Promise<void>): Promise<void> {
+  const pki = await makeCerts();
   try {
     await fn(pki);
   } finally {
@@ -38,16 +38,16 @@ Deno.test({
   fn: () =>
     withPki(async (pki) => {
       const backend = await GrpcWebBackend.start({
-        tls: { certFile: pki.certFile, keyFile: pki.keyFile, caFile: pki.caFile },
+        tls: { certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.caPath },
       });
       try {
         // The CA as a file path (binary) and as inline PEM text (text mode).
         for (
           const [flags, label] of [
-            [[`--rpc_host=${backend.url}`, `--rpc_tls_root_ca=${pki.caFile}`], "file, binary"],
+            [[`--rpc_host=${backend.url}`, `--rpc_tls_root_ca=${pki.caPath}`], "file, binary"],
             [[
               `--rpc_host=127.0.0.1:${backend.textPort}`,
-              `--rpc_tls_root_ca=${pki.caPem}`,
+              `--rpc_tls_root_ca=${pki.ca}`,
               "--rpc_grpc_web_mode=text",
             ], "inline PEM, text, https implied"],
           ] as const
@@ -62,7 +62,7 @@ Deno.test({
         assert.equal(backend.of("connect").length, 2);
 
         // A wrong CA, and no CA at all: the handshake fails, is not retried, is logged.
-        for (const extra of [[`--rpc_tls_root_ca=${pki.otherCaFile}`], []]) {
+        for (const extra of [[`--rpc_tls_root_ca=${pki.otherCaPath}`], []]) {
           const server = await startServer([
             `--rpc_host=${backend.url}`,
             "--rpc_impl=grpc-web",
@@ -98,12 +98,12 @@ Deno.test({
   ignore: !OPENSSL,
   fn: () =>
     withPki(async (pki) => {
-      const rpc = new FakeRpc({}, { cert: pki.cert, key: pki.key });
+      const rpc = new FakeRpc({}, { cert: pki.serverCertPem, key: pki.serverKeyPem });
       try {
         assert.match(rpc.url, /^https:/);
         const good = await startServer([
           `--rpc_host=${rpc.url}`,
-          `--rpc_tls_root_ca=${pki.caFile}`,
+          `--rpc_tls_root_ca=${pki.caPath}`,
         ]);
         try {
           assert.equal((await firstFrame(good)).type, "welcome");
@@ -115,7 +115,7 @@ Deno.test({
         // --rpc_tls_verify=false cannot turn verification off for fetch: a warning says so.
         const bad = await startServer([
           `--rpc_host=${rpc.url}`,
-          `--rpc_tls_root_ca=${pki.otherCaFile}`,
+          `--rpc_tls_root_ca=${pki.otherCaPath}`,
           "--rpc_tls_verify=false",
         ]);
         try {
