@@ -5,16 +5,24 @@
 
 const ROOT = new URL("../", import.meta.url);
 
-export async function bundleClient(): Promise<string> {
+export function bundleClient(): Promise<string> {
+  return bundleForBrowser("demo/client/chat.ts", { minify: true });
+}
+
+/** Bundles `entry` (a path from the repository root) and its npm imports for the browser. */
+export async function bundleForBrowser(
+  entry: string,
+  opts: { minify?: boolean } = {},
+): Promise<string> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: [
       "bundle",
       "--quiet",
       "--platform=browser",
-      "--minify",
+      ...(opts.minify ? ["--minify"] : []),
       "--config",
       new URL("deno.dev.json", ROOT).pathname,
-      new URL("demo/client/chat.ts", ROOT).pathname,
+      new URL(entry, ROOT).pathname,
     ],
     cwd: ROOT.pathname,
     env: { NO_COLOR: "1" },

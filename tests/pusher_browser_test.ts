@@ -8,10 +8,10 @@ import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { APP_KEY, PUSHER_FLAGS, sdk } from "./support/pusher.ts";
 import { startServer } from "./support/server.ts";
+import { bundleForBrowser } from "../demo/bundle.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") || "/usr/bin/chromium";
 const WAIT_MS = 15_000;
-const ROOT = new URL("../", import.meta.url);
 
 function hasChromium(): boolean {
   try {
@@ -25,32 +25,11 @@ function hasChromium(): boolean {
   return false;
 }
 
-async function bundlePage(): Promise<string> {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "bundle",
-      "--quiet",
-      "--platform=browser",
-      "--config",
-      new URL("deno.dev.json", ROOT).pathname,
-      new URL("tests/browser/pusher_page.ts", ROOT).pathname,
-    ],
-    cwd: ROOT.pathname,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-  }).output();
-  const js = new TextDecoder().decode(stdout);
-  if (code !== 0 || !js.trim()) {
-    throw new Error(`deno bundle failed (exit ${code}): ${new TextDecoder().decode(stderr)}`);
-  }
-  return js;
-}
-
 Deno.test({
   name: "pusher browser: pusher-js web build and Echo in Chromium, presence, events, whispers",
   ignore: !hasChromium(),
   async fn() {
-    const script = await bundlePage();
+    const script = await bundleForBrowser("tests/browser/pusher_page.ts");
     const server = await startServer(["--norpc", "--broker=memory", ...PUSHER_FLAGS], "info");
     const api = sdk(server.app.port);
     const names: Record<string, string> = { "1": "Alice", "2": "Bob" };
