@@ -443,6 +443,62 @@ Deno.test({
   },
 });
 
+/**
+ * One node's links to the pub/sub service go silently dead (a proxy stops forwarding without a
+ * reset) while both nodes publish: that node must notice, reconnect and catch up, and every
+ * 201-acknowledged publication reach every client once, in order.
+ */
+async function silentlyDeadLinks(opts: {
+  label: string;
+  service: ServiceHandle;
+  /** The flag pointing a node at the service on `port`. */
+  flag: (port: number, direct: boolean) => string;
+  caughtUpWithinMs: number;
+  minDead: number;
+}): Promise<void> {
+  const proxy = new BlackholeProxy(opts.service.port);
+  let nodes: ServerProcess[] = [];
+  let clients: WsClient[] = [];
+  try {
+    const args = ["--presets=broker", "--history_limit=2000"];
+    nodes = [
+      ...await startNodes(1, [...args, opts.flag(opts.service.port, true)]),
+      ...await startNodes(1, [...args, opts.flag(proxy.port, false)]),
+    ];
+    const ports = nodes.map((n) => n.port);
+    clients = await connectClients(ports);
+    const from = mark(nodes);
+    const ledger = newLedger();
+    let done!: () => void;
+    const publishing = publishUntil(ports, new Promise<void>((r) => done = r), ledger, 0);
+    await delay(1000);
+    const dead = proxy.blackhole();
+    const cutAt = Date.now();
+    await nodes[1].waitForLog((l) => l.msg === "pub/sub caught up", opts.caughtUpWithinMs);
+    const noticedMs = Date.now() - cutAt;
+    const acked = ledger.acked.length;
+    const deadline = Date.now() + 10_000;
+    while (ledger.acked.length < acked + 25 && Date.now() < deadline) await delay(50);
+    done();
+    await publishing;
+    await waitForAll(clients, ledger);
+    const counts = report(
+      opts.label,
+      clients,
+      ledger,
+      `${dead} connections of node1 blackholed; node1 back and caught up after ${noticedMs} ms; ${
+        caughtUp(nodes, from)
+      }`,
+    );
+    assertClean(counts, opts.label);
+    assert.ok(dead >= opts.minDead, "node1's connections went through the proxy");
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await stopNodes(nodes);
+    proxy.close();
+  }
+}
+
 Deno.test({
   name: "redis: one node's Redis links go silently dead (no reset) while publishing: it " +
     "notices within seconds, reconnects and catches up; every 201 once, in order",
@@ -451,46 +507,15 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const redis: ServiceHandle = await startRedis();
-    const proxy = new BlackholeProxy(redis.port);
-    let nodes: ServerProcess[] = [];
-    let clients: WsClient[] = [];
     try {
-      const args = ["--presets=broker", "--history_limit=2000"];
-      nodes = [
-        ...await startNodes(1, [...args, `--redis_url=${redis.url}`]),
-        ...await startNodes(1, [...args, `--redis_url=redis://127.0.0.1:${proxy.port}`]),
-      ];
-      const ports = nodes.map((n) => n.port);
-      clients = await connectClients(ports);
-      const from = mark(nodes);
-      const ledger = newLedger();
-      let done!: () => void;
-      const publishing = publishUntil(ports, new Promise<void>((r) => done = r), ledger, 0);
-      await delay(1000);
-      const dead = proxy.blackhole();
-      const cutAt = Date.now();
-      await nodes[1].waitForLog((l) => l.msg === "pub/sub caught up", 20_000);
-      const noticedMs = Date.now() - cutAt;
-      const acked = ledger.acked.length;
-      const deadline = Date.now() + 10_000;
-      while (ledger.acked.length < acked + 25 && Date.now() < deadline) await delay(50);
-      done();
-      await publishing;
-      await waitForAll(clients, ledger);
-      const counts = report(
-        "silently dead links",
-        clients,
-        ledger,
-        `${dead} connections of node1 blackholed; node1 back and caught up after ${noticedMs} ms; ${
-          caughtUp(nodes, from)
-        }`,
-      );
-      assertClean(counts, "silently dead links");
-      assert.ok(dead >= 3, "node1's connections went through the proxy");
+      await silentlyDeadLinks({
+        label: "silently dead links",
+        service: redis,
+        flag: (port, direct) => `--redis_url=${direct ? redis.url : `redis://127.0.0.1:${port}`}`,
+        caughtUpWithinMs: 20_000,
+        minDead: 3,
+      });
     } finally {
-      await Promise.all(clients.map((c) => c.close()));
-      await stopNodes(nodes);
-      proxy.close();
       await redis.stop();
     }
   },
@@ -504,46 +529,15 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const nats: ServiceHandle = await startNats({ jetstream: true });
-    const proxy = new BlackholeProxy(nats.port);
-    let nodes: ServerProcess[] = [];
-    let clients: WsClient[] = [];
     try {
-      const args = ["--presets=broker", "--history_limit=2000"];
-      nodes = [
-        ...await startNodes(1, [...args, `--nats_servers=${nats.url}`]),
-        ...await startNodes(1, [...args, `--nats_servers=nats://127.0.0.1:${proxy.port}`]),
-      ];
-      const ports = nodes.map((n) => n.port);
-      clients = await connectClients(ports);
-      const from = mark(nodes);
-      const ledger = newLedger();
-      let done!: () => void;
-      const publishing = publishUntil(ports, new Promise<void>((r) => done = r), ledger, 0);
-      await delay(1000);
-      const dead = proxy.blackhole();
-      const cutAt = Date.now();
-      await nodes[1].waitForLog((l) => l.msg === "pub/sub caught up", 30_000);
-      const noticedMs = Date.now() - cutAt;
-      const acked = ledger.acked.length;
-      const deadline = Date.now() + 10_000;
-      while (ledger.acked.length < acked + 25 && Date.now() < deadline) await delay(50);
-      done();
-      await publishing;
-      await waitForAll(clients, ledger);
-      const counts = report(
-        "nats silently dead links",
-        clients,
-        ledger,
-        `${dead} connections of node1 blackholed; node1 back and caught up after ${noticedMs} ms; ${
-          caughtUp(nodes, from)
-        }`,
-      );
-      assertClean(counts, "nats silently dead links");
-      assert.ok(dead >= 2, "node1's connections went through the proxy");
+      await silentlyDeadLinks({
+        label: "nats silently dead links",
+        service: nats,
+        flag: (port, direct) => `--nats_servers=${direct ? nats.url : `nats://127.0.0.1:${port}`}`,
+        caughtUpWithinMs: 30_000,
+        minDead: 2,
+      });
     } finally {
-      await Promise.all(clients.map((c) => c.close()));
-      await stopNodes(nodes);
-      proxy.close();
       await nats.stop();
     }
   },
