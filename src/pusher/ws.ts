@@ -2,7 +2,7 @@ import type { Logger } from "../logger/logger.ts";
 import type { Node } from "../node/node.ts";
 import type { Session } from "../node/session.ts";
 import type { WriteWatchdog } from "../node/write_watchdog.ts";
-import type { Connection } from "../transport/connection.ts";
+import { WsConnection } from "../transport/ws_connection.ts";
 import { CLOSE_TOO_BIG } from "../transport/connection.ts";
 import { originAllowed } from "../transport/origin.ts";
 import { utf8Length } from "../util/utf8_length.ts";
@@ -90,7 +90,7 @@ export function createPusherWsHandler(
       while (node.sessions.has(sid)) sid = newSocketId();
       session = new PusherSession({
         sid,
-        conn: new PusherWsConnection(socket),
+        conn: new WsConnection(socket),
         env: { url: req.url, headers: Object.fromEntries(headers) },
         transport: "ws",
         logger: opts.logger,
@@ -153,28 +153,4 @@ function checkRequest(url: URL, appKey: string): { code: number; message: string
     return { code: ERR.unsupportedProtocol, message: `Unsupported protocol version: ${protocol}` };
   }
   return null;
-}
-
-/** A Connection over a Deno WebSocket. */
-class PusherWsConnection implements Connection {
-  readonly #socket: WebSocket;
-
-  constructor(socket: WebSocket) {
-    this.#socket = socket;
-  }
-
-  send(frame: string): void {
-    if (this.#socket.readyState === WebSocket.OPEN) this.#socket.send(frame);
-  }
-
-  close(code: number, reason: string): void {
-    const state = this.#socket.readyState;
-    if (state === WebSocket.OPEN || state === WebSocket.CONNECTING) {
-      this.#socket.close(code, reason.slice(0, 100));
-    }
-  }
-
-  get bufferedAmount(): number {
-    return this.#socket.bufferedAmount;
-  }
 }

@@ -3,7 +3,8 @@ import type { Node } from "../node/node.ts";
 import type { Session } from "../node/session.ts";
 import { SUPPORTED_PROTOCOLS } from "../protocol/messages.ts";
 import { VERSION } from "../version.ts";
-import { CLOSE_TOO_BIG, type Connection, type ConnectionRequest } from "./connection.ts";
+import { CLOSE_TOO_BIG, type ConnectionRequest } from "./connection.ts";
+import { WsConnection } from "./ws_connection.ts";
 import { originAllowed } from "./origin.ts";
 import { utf8Length } from "../util/utf8_length.ts";
 
@@ -112,27 +113,3 @@ export function handleWebSocket(
 
 /** Runtime errors that mean the peer went away, not that it broke the protocol. */
 const PEER_GONE = /eof|reset|broken pipe|os error/i;
-
-/** A Connection over a Deno WebSocket (methods on the prototype: nothing per socket). */
-class WsConnection implements Connection {
-  readonly #socket: WebSocket;
-
-  constructor(socket: WebSocket) {
-    this.#socket = socket;
-  }
-
-  send(frame: string): void {
-    if (this.#socket.readyState === WebSocket.OPEN) this.#socket.send(frame);
-  }
-
-  close(code: number, reason: string): void {
-    const state = this.#socket.readyState;
-    if (state === WebSocket.OPEN || state === WebSocket.CONNECTING) {
-      this.#socket.close(code, reason);
-    }
-  }
-
-  get bufferedAmount(): number {
-    return this.#socket.bufferedAmount;
-  }
-}
