@@ -75,33 +75,57 @@ export class Hub {
     if (!subs) return;
     const message = messageJson(msg.data);
     const exclude = msg.meta?.exclude_socket;
-    const plain = new Map<string, string>();
-    const ext = new Map<string, string>();
+    const frames = new FrameCache(msg, message);
     // A delivery may close a slow session, which unsubscribes it: Map iteration tolerates
     // deletion (removed entries are skipped), so no snapshot is needed on this hot path.
     for (const [sub, ids] of subs) {
       if (exclude !== undefined && sub.sid === exclude) continue;
-      const cache = sub.positions ? ext : plain;
       if (typeof ids === "string") {
-        deliverOne(sub, ids, cache, msg, message);
+        sub.deliver(ids, frames.get(ids, sub.positions), msg);
         continue;
       }
-      for (const identifier of ids) deliverOne(sub, identifier, cache, msg, message);
+      for (const identifier of ids) {
+        sub.deliver(identifier, frames.get(identifier, sub.positions), msg);
+      }
     }
   }
 }
 
-function deliverOne(
-  sub: Subscriber,
-  identifier: string,
-  cache: Map<string, string>,
-  msg: StreamMessage,
-  message: string,
-): void {
-  let frame = cache.get(identifier);
-  if (frame === undefined) {
-    frame = encodeStreamMessage(identifier, msg, message, sub.positions);
-    cache.set(identifier, frame);
+/**
+ * The frames of one publication, encoded once per (identifier, flavour). The usual stream has
+ * one identifier and one flavour: one slot serves it without a Map; a Map is made only for more.
+ */
+class FrameCache {
+  readonly #msg: StreamMessage;
+  readonly #message: string;
+  #identifier?: string;
+  #positions = false;
+  #frame = "";
+  #more?: Map<string, string>;
+
+  constructor(msg: StreamMessage, message: string) {
+    this.#msg = msg;
+    this.#message = message;
   }
-  sub.deliver(identifier, frame, msg);
+
+  get(identifier: string, positions: boolean): string {
+    if (identifier === this.#identifier && positions === this.#positions) return this.#frame;
+    const frame = this.#encoded(identifier, positions);
+    this.#identifier = identifier;
+    this.#positions = positions;
+    this.#frame = frame;
+    return frame;
+  }
+
+  #encoded(identifier: string, positions: boolean): string {
+    if (this.#identifier !== undefined) {
+      // Keep the slot's frame too: subscribers of several identifiers alternate.
+      const more = this.#more ??= new Map();
+      more.set(this.#positions ? "1" + this.#identifier : "0" + this.#identifier, this.#frame);
+      const key = positions ? "1" + identifier : "0" + identifier;
+      const known = more.get(key);
+      if (known !== undefined) return known;
+    }
+    return encodeStreamMessage(identifier, this.#msg, this.#message, positions);
+  }
 }

@@ -1,5 +1,6 @@
 import type { Authenticator, AuthOutcome } from "../node/authenticator.ts";
 import type { ConnectionRequest } from "../transport/connection.ts";
+import { urlQuery } from "../util/url_query.ts";
 import { verifyJwt } from "./jwt.ts";
 
 export interface JwtAuthenticatorOptions {
@@ -18,7 +19,7 @@ export function findToken(req: ConnectionRequest, param: string): string | null 
     const trimmed = p.trim();
     if (trimmed.startsWith("anycable-token.")) return trimmed.slice("anycable-token.".length);
   }
-  return new URL(req.url).searchParams.get(param);
+  return urlQuery(req.url).get(param);
 }
 
 /** JWT identification (docs/protocol.md#jwt): a valid token means no Connect RPC. */

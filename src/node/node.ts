@@ -14,6 +14,7 @@ import {
   type ConnectionRequest,
 } from "../transport/connection.ts";
 import { nanoid } from "../util/nanoid.ts";
+import { urlQuery } from "../util/url_query.ts";
 import { utf8Length } from "../util/utf8_length.ts";
 import type { Authenticator } from "./authenticator.ts";
 import type { Controller } from "./controller.ts";
@@ -334,7 +335,7 @@ export class Node implements PubSubHandler {
   }
 
   startPings(session: Session): void {
-    const params = new URL(session.env.url).searchParams;
+    const params = urlQuery(session.env.url);
     const interval = pingIntervalParam(params.get("pi"), this.opts.pingInterval);
     if (interval <= 0 || session.transport === "poll") return;
     const ptp = params.get("ptp");

@@ -2,8 +2,13 @@ import type { Session } from "./session.ts";
 
 export type PingPrecision = "s" | "ms" | "ns";
 
-/** The ping clock's resolution: intervals are whole seconds, due times whole ticks. */
-const TICK_MS = 100;
+/**
+ * The ping clock's resolution: intervals are whole seconds, due times whole ticks. Fine enough
+ * that the sessions of a connection storm, each pinged at the tick it connected at, are spread
+ * thinly: 10k sessions connected within 2 s make ~50 pings per tick instead of ~500 in one
+ * burst every 100 ms, which delayed the deliveries queued behind them.
+ */
+const TICK_MS = 10;
 const TICKS_PER_SECOND = 1000 / TICK_MS;
 
 /** The longest ping interval a client may ask for with `?pi=` (seconds); longer is clamped. */
@@ -19,7 +24,7 @@ export function pingIntervalParam(pi: string | null, fallback: number): number {
 }
 
 /**
- * One clock for every session, whatever its interval: a single 100 ms ticker and a map from due
+ * One clock for every session, whatever its interval: a single 10 ms ticker and a map from due
  * tick to the sessions due then. Each tick pings only the sessions due at it (each ping encoded
  * once per tick and precision) and files them again one interval later, so sessions spread over
  * the interval by the time they connected and no distinct `?pi=` creates a timer of its own.

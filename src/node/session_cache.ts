@@ -1,5 +1,6 @@
 import { PROTOCOL_EXT_JSON } from "../protocol/messages.ts";
 import type { ConnectionRequest } from "../transport/connection.ts";
+import { urlQuery } from "../util/url_query.ts";
 import type { Node } from "./node.ts";
 import type { Session, Subscription } from "./session.ts";
 
@@ -76,7 +77,7 @@ export async function restoreSession(
   if (req.protocol !== PROTOCOL_EXT_JSON || req.transport !== "ws") return false;
   if (!node.deps.broker.persistent || node.opts.sessionsTtl <= 0) return false;
   const oldSid = req.headers.get("x-anycable-restore-sid") ||
-    new URL(req.url).searchParams.get("sid");
+    urlQuery(req.url).get("sid");
   if (!oldSid) return false;
   let raw: string | null;
   try {

@@ -14,6 +14,7 @@ import {
   RpcUnavailableError,
 } from "./rpc_client.ts";
 import { isTlsError } from "./rpc_tls.ts";
+import { CallSignal } from "./call_signal.ts";
 
 export interface HttpRpcClientOptions {
   /** Base URL; calls go to `<base>/connect`, `<base>/command`, `<base>/disconnect`. */
@@ -81,48 +82,57 @@ export class HttpRpcClient implements RpcClient {
         `${method}: request of ${payload.length} bytes exceeds --rpc_max_call_send_size (${this.#maxSend})`,
       );
     }
-    const timeout = AbortSignal.timeout(this.#timeout);
-    const signal = meta.signal ? AbortSignal.any([meta.signal, timeout]) : timeout;
+    // The request timeout needs a timer of its own only when it would fire before the signal
+    // the caller passed (its call budget, see CallMeta.deadline).
+    const own = meta.signal && meta.deadline !== undefined &&
+        meta.deadline - Date.now() <= this.#timeout
+      ? undefined
+      : new CallSignal(meta.signal, this.#timeout);
+    const signal = own ? own.signal : meta.signal;
     let res: Response;
+    let text: string;
     try {
-      res = await fetch(`${this.#base}/${method}`, {
-        method: "POST",
-        headers: { ...this.#headers, "x-anycable-meta-sid": meta.sid },
-        body: payload,
-        signal,
-        client: this.#client,
-      });
-    } catch (err) {
-      if (timeout.aborted) {
-        throw new RpcTimeoutError(`${method}: no answer within ${this.#timeout} ms`, {
-          cause: err,
+      try {
+        res = await fetch(`${this.#base}/${method}`, {
+          method: "POST",
+          headers: { ...this.#headers, "x-anycable-meta-sid": meta.sid },
+          body: payload,
+          signal,
+          client: this.#client,
         });
-      }
-      if (meta.signal?.aborted) throw err;
-      if (isTlsError(err)) {
-        throw new RpcResponseError(
-          `${method}: TLS handshake with ${new URL(this.#base).origin} failed: ${errorText(err)}`,
+      } catch (err) {
+        if (own?.timedOut) {
+          throw new RpcTimeoutError(`${method}: no answer within ${this.#timeout} ms`, {
+            cause: err,
+          });
+        }
+        if (meta.signal?.aborted) throw err;
+        if (isTlsError(err)) {
+          throw new RpcResponseError(
+            `${method}: TLS handshake with ${new URL(this.#base).origin} failed: ${errorText(err)}`,
+            { cause: err },
+          );
+        }
+        throw new RpcUnavailableError(
+          `${method}: backend ${this.#base}/${method} unreachable: ${causeText(err)}`,
           { cause: err },
         );
       }
-      throw new RpcUnavailableError(
-        `${method}: backend ${this.#base}/${method} unreachable: ${causeText(err)}`,
-        { cause: err },
-      );
-    }
-    let text: string;
-    try {
-      text = await readLimited(res, this.#maxRecv, method);
-    } catch (err) {
-      if (err instanceof RpcResponseError) throw err;
-      if (timeout.aborted) {
-        throw new RpcTimeoutError(`${method}: no answer within ${this.#timeout} ms`, {
+      try {
+        text = await readLimited(res, this.#maxRecv, method);
+      } catch (err) {
+        if (err instanceof RpcResponseError) throw err;
+        if (own?.timedOut) {
+          throw new RpcTimeoutError(`${method}: no answer within ${this.#timeout} ms`, {
+            cause: err,
+          });
+        }
+        throw new RpcResponseError(`${method}: failed to read response: ${errorText(err)}`, {
           cause: err,
         });
       }
-      throw new RpcResponseError(`${method}: failed to read response: ${errorText(err)}`, {
-        cause: err,
-      });
+    } finally {
+      own?.done();
     }
     if (res.status === 401) throw new RpcResponseError(`${method}: unauthorized (HTTP 401)`);
     if (res.status !== 200) {

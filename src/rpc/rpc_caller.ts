@@ -1,4 +1,5 @@
 import type { Logger } from "../logger/logger.ts";
+import { CallSignal } from "./call_signal.ts";
 import {
   type CallMeta,
   type CommandRequest,
@@ -78,42 +79,50 @@ export class RpcCaller {
     const deadline = Date.now() + this.#opts.callTimeout;
     const gone = meta.signal;
     this.stats.calls++;
-    let attempt = 0;
-    for (;;) {
-      let delay = 0;
-      await this.#acquire(name, gone);
-      try {
-        if (gone?.aborted) throw this.#canceled(name, "dropped before it was sent");
-        const remaining = deadline - Date.now();
-        if (remaining <= 0) throw new RpcTimeoutError(`${name}: call budget exhausted`);
-        const budget = AbortSignal.timeout(remaining);
-        const signal = gone ? AbortSignal.any([gone, budget]) : budget;
-        return await fn({ ...meta, signal });
-      } catch (err) {
-        if (err instanceof RpcCanceledError) throw err;
-        if (gone?.aborted) throw this.#canceled(name, "abandoned in flight", err);
-        if (err instanceof RpcTimeoutError || isAbort(err)) {
-          this.stats.timeouts++;
-          this.stats.errors++;
-          throw err instanceof RpcTimeoutError
-            ? err
-            : new RpcTimeoutError(`${name}: no answer within the call budget`, { cause: err });
+    // One signal for the whole call (every attempt): the session going or the budget running
+    // out aborts it. Clients see the deadline and skip a timer of their own that would fire later.
+    const call = new CallSignal(gone, this.#opts.callTimeout);
+    const callMeta: CallMeta = { ...meta, signal: call.signal, deadline };
+    try {
+      let attempt = 0;
+      for (;;) {
+        let delay = 0;
+        await this.#acquire(name, gone);
+        try {
+          if (gone?.aborted) throw this.#canceled(name, "dropped before it was sent");
+          if (deadline - Date.now() <= 0 || call.timedOut) {
+            throw new RpcTimeoutError(`${name}: call budget exhausted`);
+          }
+          return await fn(callMeta);
+        } catch (err) {
+          if (err instanceof RpcCanceledError) throw err;
+          if (gone?.aborted) throw this.#canceled(name, "abandoned in flight", err);
+          if (err instanceof RpcTimeoutError || isAbort(err)) {
+            this.stats.timeouts++;
+            this.stats.errors++;
+            throw err instanceof RpcTimeoutError ? err : new RpcTimeoutError(
+              `${name}: no answer within the call budget (${this.#opts.callTimeout} ms)`,
+              { cause: err },
+            );
+          }
+          const base = err instanceof RpcUnavailableError && err.retryBase !== undefined
+            ? err.retryBase
+            : this.#opts.retryBase;
+          delay = base * 2 ** attempt;
+          if (!(err instanceof RpcUnavailableError) || Date.now() + delay >= deadline) {
+            this.stats.errors++;
+            throw err;
+          }
+          attempt++;
+          this.stats.retries++;
+          this.#opts.logger.debug("rpc retry", { call: name, attempt, error: err, sid: meta.sid });
+        } finally {
+          this.#release();
         }
-        const base = err instanceof RpcUnavailableError && err.retryBase !== undefined
-          ? err.retryBase
-          : this.#opts.retryBase;
-        delay = base * 2 ** attempt;
-        if (!(err instanceof RpcUnavailableError) || Date.now() + delay >= deadline) {
-          this.stats.errors++;
-          throw err;
-        }
-        attempt++;
-        this.stats.retries++;
-        this.#opts.logger.debug("rpc retry", { call: name, attempt, error: err, sid: meta.sid });
-      } finally {
-        this.#release();
+        await sleep(delay, gone);
       }
-      await sleep(delay, gone);
+    } finally {
+      call.done();
     }
   }
 

@@ -69,6 +69,11 @@ export interface CallMeta {
   sid: string;
   /** Aborted when the call is no longer wanted (its session closed, or its budget ran out). */
   signal?: AbortSignal;
+  /**
+   * When `signal` aborts at the latest (ms since epoch, the caller's call budget): a client
+   * whose own request timeout would fire later need not arm a timer of its own.
+   */
+  deadline?: number;
 }
 
 /**

@@ -3,11 +3,15 @@
  * Returns null when the body is too large. An absent body reads as "".
  */
 export async function readBodyLimited(req: Request, maxBytes: number): Promise<string | null> {
-  const declared = Number(req.headers.get("content-length") ?? "");
+  const length = req.headers.get("content-length");
+  const declared = Number(length ?? "");
   if (Number.isFinite(declared) && declared > maxBytes) {
     await req.body?.cancel().catch(() => {});
     return null;
   }
+  // A declared length is all HTTP framing delivers: the runtime then takes the whole body at
+  // once, without a ReadableStream (the broadcast endpoint's hot path).
+  if (length !== null && /^\d+$/.test(length)) return await req.text();
   if (!req.body) return "";
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
