@@ -292,29 +292,13 @@ Deno.test({
 
       // Phase 2: Redis killed -9 for ~5 s (no persistence: it comes back empty, new epoch).
       from = mark(nodes);
-      const outage = newLedger();
-      let outageDone!: () => void;
-      const publishing = publishUntil(
+      const { outage, downMs } = await publishThroughOutage(
         ports,
-        new Promise<void>((r) => outageDone = r),
-        outage,
+        clients,
+        redis,
+        5000,
         next + 1000,
       );
-      await delay(1000);
-      await redis.kill();
-      const down = Date.now();
-      await delay(5000);
-      await redis.restart();
-      const downMs = Date.now() - down;
-      // Keep publishing until 50 more were accepted after the restart.
-      const restarted = Date.now();
-      const ackedAtRestart = outage.acked.length;
-      while (Date.now() - restarted < 15_000 && outage.acked.length < ackedAtRestart + 50) {
-        await delay(100);
-      }
-      outageDone();
-      await publishing;
-      await waitForAll(clients, outage);
       const outageCounts = report(
         "redis kill -9",
         clients,
@@ -362,24 +346,14 @@ Deno.test({
       clients = await connectClients(ports);
 
       const from = mark(nodes);
-      const outage = newLedger();
-      let outageDone!: () => void;
-      const publishing = publishUntil(ports, new Promise<void>((r) => outageDone = r), outage, 0);
-      await delay(1000);
-      await nats.kill();
-      const down = Date.now();
-      // Longer than the broker's 5 s JetStream timeout, so the outage is seen as 501s.
-      await delay(6000);
-      await nats.restart();
-      const downMs = Date.now() - down;
-      const restarted = Date.now();
-      const ackedAtRestart = outage.acked.length;
-      while (Date.now() - restarted < 15_000 && outage.acked.length < ackedAtRestart + 50) {
-        await delay(100);
-      }
-      outageDone();
-      await publishing;
-      await waitForAll(clients, outage);
+      // Down longer than the broker's 5 s JetStream timeout, so the outage is seen as 501s.
+      const { outage, downMs, ackedAtRestart } = await publishThroughOutage(
+        ports,
+        clients,
+        nats,
+        6000,
+        0,
+      );
       const counts = report(
         "nats kill -9",
         clients,
@@ -442,6 +416,43 @@ Deno.test({
     }
   },
 });
+
+/**
+ * Publishes to both nodes while `service` is killed -9, kept down for `downForMs` and restarted,
+ * until 50 more publications were accepted after the restart (or 15 s); then waits until the
+ * clients got every acknowledged one.
+ */
+async function publishThroughOutage(
+  ports: number[],
+  clients: WsClient[],
+  service: ServiceHandle,
+  downForMs: number,
+  firstSeq: number,
+): Promise<{ outage: ReturnType<typeof newLedger>; downMs: number; ackedAtRestart: number }> {
+  const outage = newLedger();
+  let outageDone!: () => void;
+  const publishing = publishUntil(
+    ports,
+    new Promise<void>((r) => outageDone = r),
+    outage,
+    firstSeq,
+  );
+  await delay(1000);
+  await service.kill();
+  const down = Date.now();
+  await delay(downForMs);
+  await service.restart();
+  const downMs = Date.now() - down;
+  const restarted = Date.now();
+  const ackedAtRestart = outage.acked.length;
+  while (Date.now() - restarted < 15_000 && outage.acked.length < ackedAtRestart + 50) {
+    await delay(100);
+  }
+  outageDone();
+  await publishing;
+  await waitForAll(clients, outage);
+  return { outage, downMs, ackedAtRestart };
+}
 
 /**
  * One node's links to the pub/sub service go silently dead (a proxy stops forwarding without a
