@@ -6,7 +6,7 @@ import { handleExtraCommand, presenceJoin, presenceLeaveAll, presenceRequest } f
 import { replayHistory } from "./history.ts";
 import type { Node } from "./node.ts";
 import type { Session, Subscription } from "./session.ts";
-import { commitSession } from "./session_cache.ts";
+import { cacheable, commitSession } from "./session_cache.ts";
 import { mergeState } from "./state.ts";
 
 /** Channel commands: subscribe, unsubscribe, perform, and applying a Command result. */
@@ -105,7 +105,7 @@ async function subscribeWith(
   }
   applyResult(node, session, identifier, res);
   if (res.status !== Status.SUCCESS) return;
-  await commitSession(node, session);
+  if (cacheable(node, session)) await commitSession(node, session);
   if (history) await replayHistory(node, session, identifier, sub, history);
   if (cmd.presence !== undefined) {
     const presence = presenceRequest(session, "subscribe", identifier, cmd.presence);

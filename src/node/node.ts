@@ -24,7 +24,13 @@ import { gapFiller, replayHistory } from "./history.ts";
 import { Pinger, pingIntervalParam } from "./pinger.ts";
 import { WriteWatchdog } from "./write_watchdog.ts";
 import { type GapFiller, Session } from "./session.ts";
-import { commitSession, restoreSession, welcomeWithSid } from "./session_cache.ts";
+import {
+  cacheable,
+  commitSession,
+  restorable,
+  restoreSession,
+  welcomeWithSid,
+} from "./session_cache.ts";
 import { mergeState } from "./state.ts";
 
 /**
@@ -255,7 +261,7 @@ export class Node implements PubSubHandler {
       await this.#claimRequestedSid(session);
       if (!session.open) return;
     }
-    if (await restoreSession(this, session, req)) return;
+    if (restorable(this, req) && await restoreSession(this, session, req)) return;
     for (const auth of this.deps.authenticators) {
       const outcome = await auth.identify(session.sid, req);
       if (!outcome) continue;
@@ -264,7 +270,7 @@ export class Node implements PubSubHandler {
         session.expiresAt = outcome.expiresAt;
         this.#connected(session);
         session.send({ type: "welcome", sid: session.sid });
-        await commitSession(this, session);
+        if (cacheable(this, session)) await commitSession(this, session);
         return;
       }
       this.stats.failedAuths++;
@@ -293,7 +299,7 @@ export class Node implements PubSubHandler {
       mergeState(session.cstate, res.env?.cstate);
       this.#connected(session);
       for (const t of res.transmissions ?? []) session.sendFrame(welcomeWithSid(this, session, t));
-      await commitSession(this, session);
+      if (cacheable(this, session)) await commitSession(this, session);
       return;
     }
     if (res.status === Status.FAILURE) {
@@ -351,15 +357,17 @@ export class Node implements PubSubHandler {
     }
   }
 
-  async #run(session: Session, cmd: ClientCommand): Promise<void> {
+  // Not async itself: each command's own promise is returned as it is (one async frame less
+  // per command, on the path every connection's subscribe takes).
+  #run(session: Session, cmd: ClientCommand): Promise<void> | void {
     if (session.state !== "connected") return;
     switch (cmd.command) {
       case "subscribe":
-        return await subscribe(this, session, cmd);
+        return subscribe(this, session, cmd);
       case "unsubscribe":
-        return await unsubscribe(this, session, cmd);
+        return unsubscribe(this, session, cmd);
       case "message":
-        return await perform(this, session, cmd);
+        return perform(this, session, cmd);
       case "history": {
         const sub = findSubscription(session, cmd);
         if (!sub || !cmd.identifier) return;
@@ -367,7 +375,7 @@ export class Node implements PubSubHandler {
           session.logger.warn("history command without a history request");
           return;
         }
-        return await replayHistory(this, session, cmd.identifier, sub, cmd.history);
+        return replayHistory(this, session, cmd.identifier, sub, cmd.history);
       }
       case "ping":
         session.send({ type: "pong" });
@@ -375,15 +383,20 @@ export class Node implements PubSubHandler {
       case "pong":
         return;
       default:
-        if (await handleExtraCommand(this, session, cmd)) return;
-        this.stats.failedClientMessages++;
-        session.logger.warn("unknown command", { command: cmd.command });
-        session.send({
-          type: "error",
-          reason: "unknown_command",
-          message: `unknown command: ${cmd.command}`,
-        });
+        return this.#extra(session, cmd);
     }
+  }
+
+  /** presence, whisper and the other extended commands; anything else is unknown. */
+  async #extra(session: Session, cmd: ClientCommand): Promise<void> {
+    if (await handleExtraCommand(this, session, cmd)) return;
+    this.stats.failedClientMessages++;
+    session.logger.warn("unknown command", { command: cmd.command });
+    session.send({
+      type: "error",
+      reason: "unknown_command",
+      message: `unknown command: ${cmd.command}`,
+    });
   }
 
   #forwardedHeaders(req: ConnectionRequest): Record<string, string> {

@@ -17,7 +17,8 @@ interface CachedSession {
   subscriptions: Record<string, { istate: Record<string, string>; streams: string[] }>;
 }
 
-function cacheable(node: Node, session: Session): boolean {
+/** Whether the session is saved for restores (callers check first: no async call otherwise). */
+export function cacheable(node: Node, session: Session): boolean {
   return session.ext && session.transport === "ws" && node.deps.broker.persistent &&
     node.opts.sessionsTtl > 0 && session.identifiers !== undefined;
 }
@@ -65,6 +66,12 @@ export async function commitSession(node: Node, session: Session): Promise<void>
   }
 }
 
+/** Whether a session of this request could be restored (the cheap check before restoreSession). */
+export function restorable(node: Node, req: ConnectionRequest): boolean {
+  return req.protocol === PROTOCOL_EXT_JSON && req.transport === "ws" &&
+    node.deps.broker.persistent && node.opts.sessionsTtl > 0;
+}
+
 /**
  * Restores a session from `?sid=` or X-ANYCABLE-RESTORE-SID (ext protocol only). Returns
  * false on a miss so the caller authenticates normally.
@@ -74,8 +81,7 @@ export async function restoreSession(
   session: Session,
   req: ConnectionRequest,
 ): Promise<boolean> {
-  if (req.protocol !== PROTOCOL_EXT_JSON || req.transport !== "ws") return false;
-  if (!node.deps.broker.persistent || node.opts.sessionsTtl <= 0) return false;
+  if (!restorable(node, req)) return false;
   const oldSid = req.headers.get("x-anycable-restore-sid") ||
     urlQuery(req.url).get("sid");
   if (!oldSid) return false;

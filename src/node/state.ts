@@ -5,7 +5,10 @@ export function mergeState(
 ): boolean {
   if (!patch) return false;
   let changed = false;
-  for (const [k, v] of Object.entries(patch)) {
+  // for-in, not Object.entries: no array per key on a path every connection takes.
+  for (const k in patch) {
+    if (!Object.hasOwn(patch, k)) continue;
+    const v = patch[k];
     if (v === "") {
       if (k in target) {
         delete target[k];

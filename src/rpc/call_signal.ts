@@ -1,13 +1,17 @@
+import { deadlines } from "../util/deadline_clock.ts";
+
 /**
  * A signal that aborts when `parent` aborts or `ms` pass, whichever comes first: what
- * `AbortSignal.any([parent, AbortSignal.timeout(ms)])` gives, for one controller, one timer and
- * one listener (no dependent-signal bookkeeping), released by done(). RPC calls make one per
- * call, a hot path in a connection storm.
+ * `AbortSignal.any([parent, AbortSignal.timeout(ms)])` gives, for one controller, one entry in
+ * the shared deadline clock (no runtime timer of its own) and one listener (no dependent-signal
+ * bookkeeping), released by done(). RPC calls make one per call, a hot path in a connection
+ * storm. The deadline fires up to 10 ms late, never early.
  */
 export class CallSignal {
   readonly #ctl = new AbortController();
   readonly #parent?: AbortSignal;
-  #timer?: ReturnType<typeof setTimeout>;
+  /** The deadline's tick in the clock, while it is pending. */
+  #tick?: number;
   /** The timer fired (as opposed to the parent aborting). */
   timedOut = false;
 
@@ -17,7 +21,7 @@ export class CallSignal {
       this.#ctl.abort(parent.reason);
       return;
     }
-    this.#timer = setTimeout(fire, ms, this);
+    this.#tick = deadlines.add(this, ms);
     parent?.addEventListener("abort", this);
   }
 
@@ -31,9 +35,9 @@ export class CallSignal {
     this.#ctl.abort(this.#parent?.reason);
   }
 
-  /** The timer fired: aborts with a TimeoutError, as AbortSignal.timeout does. */
+  /** The deadline passed: aborts with a TimeoutError, as AbortSignal.timeout does. */
   expire(): void {
-    this.#timer = undefined;
+    this.#tick = undefined;
     this.#parent?.removeEventListener("abort", this);
     this.timedOut = true;
     this.#ctl.abort(new DOMException("Signal timed out.", "TimeoutError"));
@@ -41,14 +45,10 @@ export class CallSignal {
 
   /** Stops the timer and the listener; call it once the call has settled. */
   done(): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
+    if (this.#tick !== undefined) {
+      deadlines.cancel(this, this.#tick);
+      this.#tick = undefined;
     }
     this.#parent?.removeEventListener("abort", this);
   }
-}
-
-function fire(s: CallSignal): void {
-  s.expire();
 }

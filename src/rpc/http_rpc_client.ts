@@ -15,6 +15,7 @@ import {
 } from "./rpc_client.ts";
 import { isTlsError } from "./rpc_tls.ts";
 import { CallSignal } from "./call_signal.ts";
+import { utf8Length } from "../util/utf8_length.ts";
 
 export interface HttpRpcClientOptions {
   /** Base URL; calls go to `<base>/connect`, `<base>/command`, `<base>/disconnect`. */
@@ -76,10 +77,13 @@ export class HttpRpcClient implements RpcClient {
     body: unknown,
     meta: CallMeta,
   ): Promise<Record<string, unknown>> {
-    const payload = new TextEncoder().encode(JSON.stringify(body));
-    if (payload.length > this.#maxSend) {
+    // Sent as a string (fetch encodes it once); its UTF-8 size is counted only when it could
+    // be over the limit (at most 3 bytes per UTF-16 unit).
+    const payload = JSON.stringify(body);
+    const size = payload.length * 3 > this.#maxSend ? utf8Length(payload) : 0;
+    if (size > this.#maxSend) {
       throw new RpcResponseError(
-        `${method}: request of ${payload.length} bytes exceeds --rpc_max_call_send_size (${this.#maxSend})`,
+        `${method}: request of ${size} bytes exceeds --rpc_max_call_send_size (${this.#maxSend})`,
       );
     }
     // The request timeout needs a timer of its own only when it would fire before the signal
@@ -170,6 +174,8 @@ async function readLimited(res: Response, max: number, method: string): Promise<
     await res.body.cancel();
     throw tooBig(declared);
   }
+  // A declared length within the limit bounds the body (the HTTP client enforces it).
+  if (declared >= 0) return await res.text();
   const chunks: Uint8Array[] = [];
   let size = 0;
   const reader = res.body.getReader();
