@@ -26,6 +26,8 @@ export interface WsOptions {
  */
 export function negotiateProtocol(offer: string | null): string {
   if (!offer) return "";
+  // The usual offer, one supported protocol, needs no parsing.
+  if ((SUPPORTED_PROTOCOLS as readonly string[]).includes(offer)) return offer;
   const offered = offer.split(",").map((p) => p.trim()).filter(Boolean);
   return SUPPORTED_PROTOCOLS.find((p) => offered.includes(p)) ?? "";
 }
@@ -44,35 +46,80 @@ export function handleWebSocket(
   }
   // The request is unusable after the upgrade: copy what the session needs first. It is
   // dropped once the session exists, so idle sockets do not keep request headers alive.
-  const protocol = negotiateProtocol(req.headers.get("sec-websocket-protocol"));
-  let pending: ConnectionRequest | undefined = {
+  const offer = req.headers.get("sec-websocket-protocol");
+  const protocol = negotiateProtocol(offer);
+  const binding = new WsBinding(node, opts, {
     url: req.url,
     headers: node.copyHeaders(req.headers),
     remoteAddr,
     protocol,
     transport: "ws",
-  };
+  });
+  // Deno only negotiates offers written "a, b"; we negotiate ourselves. An offer of exactly
+  // the chosen protocol goes to the runtime, which writes the header while building the
+  // response; any other is set on the response afterwards.
+  const inUpgrade = protocol !== "" && offer === protocol;
   let upgrade;
   try {
-    // Deno only negotiates offers written "a, b"; we negotiate ourselves and set the header.
     upgrade = Deno.upgradeWebSocket(
       req,
-      opts.idleTimeout ? { idleTimeout: opts.idleTimeout } : undefined,
+      inUpgrade
+        ? (opts.idleTimeout ? { protocol, idleTimeout: opts.idleTimeout } : { protocol })
+        : (opts.idleTimeout ? { idleTimeout: opts.idleTimeout } : undefined),
     );
   } catch (err) {
     opts.logger.warn("websocket upgrade failed", { error: err });
     return new Response("websocket upgrade failed\n", { status: 400 });
   }
   const { socket, response } = upgrade;
-  let session: Session | undefined;
-  // A one-shot listener: nothing of it stays attached to an idle socket.
-  socket.addEventListener("open", () => {
-    session = node.open(new WsConnection(socket), pending!);
-    pending = undefined;
-  }, { once: true });
-  socket.onmessage = (ev) => {
+  binding.socket = socket;
+  // One listener object for every event of the socket (no closure or handler wrapper per
+  // event); the open registration is one-shot.
+  socket.addEventListener("open", binding, { once: true });
+  socket.addEventListener("message", binding);
+  socket.addEventListener("error", binding);
+  socket.addEventListener("close", binding);
+  if (protocol && !inUpgrade) response.headers.set("sec-websocket-protocol", protocol);
+  response.headers.set("x-anycable-version", VERSION);
+  return response;
+}
+
+/** The events of one WebSocket: binds it to a session when it opens, then feeds the node. */
+class WsBinding implements EventListenerObject {
+  socket?: WebSocket;
+  #session?: Session;
+  /** The opening request, until the session exists (then dropped). */
+  #pending?: ConnectionRequest;
+  readonly #node: Node;
+  readonly #opts: WsOptions;
+
+  constructor(node: Node, opts: WsOptions, pending: ConnectionRequest) {
+    this.#node = node;
+    this.#opts = opts;
+    this.#pending = pending;
+  }
+
+  handleEvent(ev: Event): void {
+    switch (ev.type) {
+      case "message":
+        this.#message((ev as MessageEvent).data);
+        return;
+      case "open":
+        this.#session = this.#node.open(new WsConnection(this.socket!), this.#pending!);
+        this.#pending = undefined;
+        return;
+      case "close":
+        if (this.#session) this.#node.closed(this.#session);
+        return;
+      case "error":
+        this.#error(ev as ErrorEvent);
+    }
+  }
+
+  #message(data: unknown): void {
+    const session = this.#session;
     if (!session) return;
-    const data = ev.data;
+    const node = this.#node;
     if (typeof data !== "string") {
       session.logger.warn("binary frame ignored");
       node.stats.failedClientMessages++;
@@ -83,32 +130,26 @@ export function handleWebSocket(
       });
       return;
     }
-    const size = data.length > opts.maxMessageSize / 3 ? utf8Length(data) : 0;
-    if (size > opts.maxMessageSize) {
+    const max = this.#opts.maxMessageSize;
+    const size = data.length > max / 3 ? utf8Length(data) : 0;
+    if (size > max) {
       session.logger.warn("message too big", { size });
       session.disconnect("message_too_big", true, CLOSE_TOO_BIG);
       return;
     }
     node.receive(session, data);
-  };
-  // One handler for both events. The runtime drops a socket that breaks the protocol (invalid
-  // UTF-8, reserved opcodes or bits, a control frame over 125 bytes, a frame over its 64 MiB
-  // cap) with no close frame; its error event is the only trace, so it is logged here.
-  const ended = (ev: Event) => {
-    if (ev.type !== "error") {
-      if (session) node.closed(session);
-      return;
-    }
-    const error = (ev as ErrorEvent).message;
+  }
+
+  // The runtime drops a socket that breaks the protocol (invalid UTF-8, reserved opcodes or
+  // bits, a control frame over 125 bytes, a frame over its 64 MiB cap) with no close frame;
+  // its error event is the only trace, so it is logged here.
+  #error(ev: ErrorEvent): void {
+    const error = ev.message;
+    const session = this.#session;
     if (!session || !error || PEER_GONE.test(error)) return;
-    node.stats.failedClientMessages++;
+    this.#node.stats.failedClientMessages++;
     session.logger.info("websocket dropped by the runtime (protocol violation)", { error });
-  };
-  socket.onerror = ended;
-  socket.onclose = ended;
-  if (protocol) response.headers.set("sec-websocket-protocol", protocol);
-  response.headers.set("x-anycable-version", VERSION);
-  return response;
+  }
 }
 
 /** Runtime errors that mean the peer went away, not that it broke the protocol. */
