@@ -13,6 +13,7 @@ import {
   type Connection,
   type ConnectionRequest,
 } from "../transport/connection.ts";
+import { CopiedHeaders } from "../transport/request_headers.ts";
 import { nanoid } from "../util/nanoid.ts";
 import { urlQuery } from "../util/url_query.ts";
 import { utf8Length } from "../util/utf8_length.ts";
@@ -120,8 +121,8 @@ export class Node implements PubSubHandler {
     }
     this.#wantedHeaders = [
       ...new Set([
-        ...opts.forwardHeaders,
-        ...(opts.readHeaders ?? []),
+        ...opts.forwardHeaders.map((h) => h.toLowerCase()),
+        ...(opts.readHeaders ?? []).map((h) => h.toLowerCase()),
         "x-request-id",
         "x-anycable-restore-sid",
         "sec-websocket-protocol",
@@ -147,11 +148,11 @@ export class Node implements PubSubHandler {
    * them one by one, instead of iterating, keeps Deno from building an iteration cache on a
    * request it retains for the connection's lifetime.
    */
-  copyHeaders(headers: Headers): Headers {
-    const out = new Headers();
+  copyHeaders(headers: Headers): CopiedHeaders {
+    const out = new CopiedHeaders();
     for (const name of this.#wantedHeaders) {
       const value = headers.get(name);
-      if (value !== null) out.set(name, value);
+      if (value !== null) out.add(name, value);
     }
     return out;
   }

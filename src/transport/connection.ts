@@ -1,3 +1,5 @@
+import type { RequestHeaders } from "./request_headers.ts";
+
 /** The transport seam: a live link to one client (WebSocket, SSE, long polling). */
 export interface Connection {
   /** Queues a text frame; never blocks. */
@@ -12,7 +14,7 @@ export interface Connection {
 export interface ConnectionRequest {
   /** Full URL with an http(s) scheme. */
   url: string;
-  headers: Headers;
+  headers: RequestHeaders;
   remoteAddr: string;
   /** Negotiated subprotocol ("" when none matched). */
   protocol: string;
