@@ -4,13 +4,17 @@
  * `{"stream":"s","data":"<json>"}` with `{"identifier":<id>,"message":<parsed data>}` to every
  * socket subscribed to `s`. Nothing else: no welcome, no pings, no auth, no queues.
  *
+ * With `--welcome` it also sends `{"type":"welcome","sid":"<n>"}` when a socket opens (no RPC):
+ * the one frame every Action Cable server sends before anything else, so the bench can show
+ * what it costs a connection storm.
+ *
  * With `--rpc=<url>` it makes the calls an AnyCable server makes for the same traffic, to the
  * same backend: `POST <url>/connect` when a socket opens (its transmissions are sent, a
  * rejection closes the socket), `POST <url>/command` for every subscribe (streams and
  * transmissions from the answer) and `POST <url>/disconnect` when it closes, at most `--rpc_concurrency` calls in flight. Messages that
  * arrive before the connect answer wait for it.
  *
- *   deno run --allow-net bench/raw_server.ts --port=8080 [--rpc=http://127.0.0.1:8091/_anycable]
+ *   deno run --allow-net bench/raw_server.ts --port=8080 [--welcome | --rpc=http://127.0.0.1:8091/_anycable]
  */
 
 const arg = (name: string) =>
@@ -18,6 +22,7 @@ const arg = (name: string) =>
 const port = Number(arg("port") ?? 8080);
 const rpcUrl = arg("rpc")?.replace(/\/+$/, "");
 const rpcConcurrency = Math.max(1, Number(arg("rpc_concurrency") ?? 28));
+const welcome = Deno.args.includes("--welcome");
 const PROTOCOLS = ["actioncable-v1-json", "actioncable-v1-ext-json"];
 
 /** stream -> socket -> identifier */
@@ -140,6 +145,7 @@ function upgrade(req: Request): Response {
   if (rpcUrl) {
     rpcSocket(socket, env, joined);
   } else {
+    if (welcome) socket.onopen = () => socket.send(`{"type":"welcome","sid":"s${++sids}"}`);
     socket.onmessage = (e) => {
       if (typeof e.data === "string") subscribe(socket, e.data, joined);
     };

@@ -146,14 +146,31 @@ async function memory(ctx: Context): Promise<void> {
   }
 }
 
+/**
+ * Connect + subscribe storm. Next to raw and Cableway, the raw server with `--welcome` (which
+ * sends a welcome frame when a socket opens, as every Action Cable server must) shows what that
+ * one frame costs: the floor a protocol-conformant server cannot go below.
+ */
 async function storm(ctx: Context): Promise<void> {
   const t = ctx.tier.storm;
+  const welcome = ctx.impls.includes("raw");
   for (const [i, n] of t.sizes.entries()) {
     for (let rep = 0; rep < ctx.tier.reps; rep++) {
-      for (const impl of order(ctx.impls, i + rep)) {
+      const runs: { impl: Impl; variant?: string }[] = order(ctx.impls, i + rep).map((impl) => ({
+        impl,
+      }));
+      // the welcome run goes first on odd steps and last on even ones
+      if (welcome) {
+        const w = { impl: "raw" as Impl, variant: "welcome" };
+        if ((i + rep) % 2 === 1) runs.unshift(w);
+        else runs.push(w);
+      }
+      for (const { impl, variant } of runs) {
         await measure(ctx, {
           scenario: "storm",
           impl,
+          variant,
+          flags: variant === "welcome" ? ["--welcome"] : undefined,
           n,
           rep,
           broadcasts: false,

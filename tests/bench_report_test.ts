@@ -151,3 +151,21 @@ Deno.test("bench report: the load client's CPU share is a target", () => {
   assert.equal(t.pass, false);
   assert.match(t.note!, /storm n=1000 raw/);
 });
+
+Deno.test("bench report: the storm's raw runs with a welcome frame stay out of the raw figure", () => {
+  const ms = [
+    m("storm", "raw", 1000, { connect_rate: 4000, connect_failures: 0 }),
+    m("storm", "raw", 1000, { connect_rate: 3600, connect_failures: 0 }, "welcome"),
+    m("storm", "cableway", 1000, { connect_rate: 3240, connect_failures: 0 }),
+  ];
+  const rows = buildRows(ms);
+  const plain = rows.find((r) => r.metric === "connect+subscribe rate, 1k");
+  assert.equal(plain?.raw, 4000);
+  assert.equal(plain?.ratio, 0.81);
+  const t = byName(judge(ms, ["storm"]), "connect+subscribe rate (1k)");
+  assert.equal(t.pass, false);
+  assert.equal(
+    t.note,
+    "raw with a welcome frame: 0.90× raw; Cableway: 0.90× raw with a welcome frame",
+  );
+});
