@@ -2,16 +2,19 @@ const ALPHABET = "useandom-26T198340PX75pxJACKVERYMINDBUSHWOLF_GQZbfghjklqvwyzri
 
 /**
  * Random bytes fetched in bulk (one getRandomValues per ~190 default ids, not one per id) and
- * mapped to the alphabet's character codes at once, so an id is one string built in one call
- * (appending 21 characters one by one made 20 intermediate strings per id).
+ * turned into one string of alphabet characters at once; an id is a slice of it (appending 21
+ * characters one by one made 20 intermediate strings per id).
  */
 const POOL = new Uint8Array(4096);
+let chars = "";
 let used = POOL.length;
 const CODES = Uint8Array.from(ALPHABET, (c) => c.charCodeAt(0));
+const LATIN1 = new TextDecoder("latin1");
 
 function refill(): void {
   crypto.getRandomValues(POOL);
   for (let i = 0; i < POOL.length; i++) POOL[i] = CODES[POOL[i] & 63];
+  chars = LATIN1.decode(POOL);
   used = 0;
 }
 
@@ -24,10 +27,7 @@ export function nanoid(size = 21): string {
     return id;
   }
   if (used + size > POOL.length) refill();
-  const id = String.fromCharCode.apply(
-    null,
-    POOL.subarray(used, used + size) as unknown as number[],
-  );
+  const id = chars.slice(used, used + size);
   used += size;
   return id;
 }
