@@ -33,6 +33,8 @@ export function deployDefaults(env: Env): Record<string, string> {
     ANYCABLE_HTTP_BROADCAST_PORT: port,
     ANYCABLE_SHUTDOWN_TIMEOUT: String(SHUTDOWN_TIMEOUT_SECONDS),
     ANYCABLE_LOG_FORMAT: "json",
+    // Deploy's supported outbound path is fetch (the native client dials raw TCP).
+    ANYCABLE_RPC_HTTP_CLIENT: "fetch",
   };
 }
 

@@ -18,7 +18,7 @@ import { HttpRpcClient } from "../rpc/http_rpc_client.ts";
 import { RpcCaller } from "../rpc/rpc_caller.ts";
 import type { RpcClient } from "../rpc/rpc_client.ts";
 import { RpcController } from "../rpc/rpc_controller.ts";
-import { createRpcHttpClient } from "../rpc/rpc_tls.ts";
+import { createRpcHttpClient, loadRootCa } from "../rpc/rpc_tls.ts";
 import {
   createBroadcastHandler,
   createHandler,
@@ -114,6 +114,8 @@ function createRpcClient(config: Config, keys: Keys, logger: Logger): RpcClient 
         client,
         maxRecvSize: config.rpc_max_call_recv_size || undefined,
         maxSendSize: config.rpc_max_call_send_size || undefined,
+        transport: config.rpc_http_client as "native" | "fetch",
+        caCerts: config.rpc_tls_root_ca ? [loadRootCa(config.rpc_tls_root_ca)] : undefined,
       });
     }
     return new GrpcWebRpcClient({

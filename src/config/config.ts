@@ -231,6 +231,7 @@ const ONE_OF: Partial<Record<OptionName, string[]>> = {
   disconnect_mode: ["auto", "always", "never"],
   rpc_impl: ["", "http", "grpc", "grpc-web"],
   rpc_grpc_web_mode: ["binary", "text"],
+  rpc_http_client: ["native", "fetch"],
   broker: ["", "none", "memory", "kv", "redis", "nats"],
   pubsub: ["", "none", "redis", "nats", "kv"],
   statsd_tags_format: ["datadog", "influxdb", "graphite"],

@@ -165,6 +165,11 @@ export const OPTIONS = {
     "rpc",
     "gRPC-web request encoding: binary (application/grpc-web+proto) or text (base64)",
   ),
+  rpc_http_client: str(
+    "native",
+    "rpc",
+    "HTTP RPC client: native (Cableway's own HTTP/1.1 keep-alive client) or fetch (the runtime's)",
+  ),
   headers: list(["cookie"], "rpc", "Request headers forwarded to RPC (comma list)"),
   proxy_cookies: list([], "rpc", "Cookie names forwarded to RPC (all when empty)"),
   disconnect_mode: str("auto", "rpc", "When to call Disconnect RPC: auto, always, never"),

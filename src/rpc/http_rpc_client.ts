@@ -16,6 +16,12 @@ import {
 import { isTlsError } from "./rpc_tls.ts";
 import { CallSignal } from "./call_signal.ts";
 import { utf8Length } from "../util/utf8_length.ts";
+import {
+  Http1Client,
+  type Http1Response,
+  Http1ResponseError,
+  Http1TooLargeError,
+} from "./http1_client.ts";
 
 export interface HttpRpcClientOptions {
   /** Base URL; calls go to `<base>/connect`, `<base>/command`, `<base>/disconnect`. */
@@ -30,6 +36,13 @@ export interface HttpRpcClientOptions {
   maxRecvSize?: number;
   /** `--rpc_max_call_send_size`: largest request body sent (bytes). */
   maxSendSize?: number;
+  /**
+   * `--rpc_http_client`: "native" (default) calls over Cableway's own HTTP/1.1 keep-alive
+   * connections (src/rpc/http1_client.ts); "fetch" uses the runtime's fetch.
+   */
+  transport?: "native" | "fetch";
+  /** Extra root certificates (PEM) for https with the native transport. */
+  caCerts?: string[];
 }
 
 /** AnyCable RPC over HTTP JSON (docs/protocol.md#http-rpc). */
@@ -41,6 +54,9 @@ export class HttpRpcClient implements RpcClient {
   readonly #client?: Deno.HttpClient;
   readonly #maxRecv: number;
   readonly #maxSend: number;
+  readonly #http1?: Http1Client;
+  /** The URL path of the calls (`<path>/connect` …), for the native transport. */
+  readonly #path: string;
 
   constructor(opts: HttpRpcClientOptions) {
     this.#maxRecv = opts.maxRecvSize ?? Infinity;
@@ -50,6 +66,11 @@ export class HttpRpcClient implements RpcClient {
     if (opts.secret) this.#headers["authorization"] = `Bearer ${opts.secret}`;
     this.#timeout = opts.requestTimeout;
     this.#client = opts.client;
+    const url = new URL(this.#base);
+    this.#path = url.pathname.replace(/\/+$/, "");
+    if ((opts.transport ?? "native") === "native") {
+      this.#http1 = new Http1Client({ origin: url.origin, caCerts: opts.caCerts });
+    }
   }
 
   async connect(req: ConnectRequest, meta: CallMeta): Promise<ConnectResponse> {
@@ -68,6 +89,7 @@ export class HttpRpcClient implements RpcClient {
   }
 
   close(): Promise<void> {
+    this.#http1?.close();
     this.#client?.close();
     return Promise.resolve();
   }
@@ -93,6 +115,23 @@ export class HttpRpcClient implements RpcClient {
       ? undefined
       : new CallSignal(meta.signal, this.#timeout);
     const signal = own ? own.signal : meta.signal;
+    if (this.#http1) {
+      let answer: Http1Response;
+      try {
+        answer = await this.#http1.post(
+          `${this.#path}/${method}`,
+          { ...this.#headers, "x-anycable-meta-sid": meta.sid },
+          payload,
+          signal,
+          this.#maxRecv,
+        );
+      } catch (err) {
+        throw this.#failure(method, err, own, meta);
+      } finally {
+        own?.done();
+      }
+      return this.#answer(method, answer.status, answer.text);
+    }
     let res: Response;
     let text: string;
     try {
@@ -138,9 +177,42 @@ export class HttpRpcClient implements RpcClient {
     } finally {
       own?.done();
     }
-    if (res.status === 401) throw new RpcResponseError(`${method}: unauthorized (HTTP 401)`);
-    if (res.status !== 200) {
-      throw new RpcResponseError(`${method}: HTTP ${res.status}: ${text.slice(0, 200)}`);
+    return this.#answer(method, res.status, text);
+  }
+
+  /** The error a failed native call becomes (the same ones the fetch path gives). */
+  #failure(method: string, err: unknown, own: CallSignal | undefined, meta: CallMeta): unknown {
+    if (own?.timedOut) {
+      return new RpcTimeoutError(`${method}: no answer within ${this.#timeout} ms`, { cause: err });
+    }
+    if (err instanceof Http1TooLargeError) {
+      return new RpcResponseError(
+        `${method}: ${err.message} exceeds --rpc_max_call_recv_size (${this.#maxRecv})`,
+      );
+    }
+    if (err instanceof Http1ResponseError) {
+      return new RpcResponseError(`${method}: failed to read response: ${errorText(err)}`, {
+        cause: err,
+      });
+    }
+    if (meta.signal?.aborted) return err;
+    if (isTlsError(err)) {
+      return new RpcResponseError(
+        `${method}: TLS handshake with ${new URL(this.#base).origin} failed: ${errorText(err)}`,
+        { cause: err },
+      );
+    }
+    return new RpcUnavailableError(
+      `${method}: backend ${this.#base}/${method} unreachable: ${causeText(err)}`,
+      { cause: err },
+    );
+  }
+
+  /** A 200 answer's JSON object; any other status is an error. */
+  #answer(method: string, status: number, text: string): Record<string, unknown> {
+    if (status === 401) throw new RpcResponseError(`${method}: unauthorized (HTTP 401)`);
+    if (status !== 200) {
+      throw new RpcResponseError(`${method}: HTTP ${status}: ${text.slice(0, 200)}`);
     }
     let value: unknown;
     try {

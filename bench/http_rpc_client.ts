@@ -1,0 +1,175 @@
+/**
+ * HTTP RPC client scenario: Cableway's own HTTP/1.1 client (`--rpc_http_client=native`,
+ * src/rpc/http1_client.ts) against `fetch` (`--rpc_http_client=fetch`), both through
+ * HttpRpcClient, on bursts of concurrent Connect calls to the bench's fake backend
+ * (bench/rpc_backend.ts, its own process).
+ *
+ *   deno run -A bench/http_rpc_client.ts [--calls=28] [--rounds=500] [--reps=3]
+ *
+ * 28 concurrent calls is `--rpc_concurrency`'s default: what a connection storm keeps in flight.
+ * Each measurement is a fresh Deno process pinned to one core (`taskset`, when present) running
+ * one client: one warm-up burst, then `rounds` bursts of `calls` concurrent calls, each awaited
+ * before the next; it reports the wall time of the measured bursts and its own CPU time. The
+ * two clients alternate, the order flipping every repetition; figures are medians over the
+ * repetitions and the ratio is native / fetch (below 1 = the native client is cheaper).
+ */
+import { parseArgs } from "node:util";
+import { HttpRpcClient } from "../src/rpc/http_rpc_client.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    calls: { type: "string", default: "28" },
+    rounds: { type: "string", default: "500" },
+    reps: { type: "string", default: "3" },
+    child: { type: "string" },
+    url: { type: "string" },
+  },
+});
+const calls = Number(values.calls);
+const rounds = Number(values.rounds);
+
+type Impl = "native" | "fetch";
+
+interface ChildResult {
+  impl: Impl;
+  ms: number;
+  cpuMs: number;
+  calls: number;
+  failures: number;
+}
+
+function cpuMs(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime (fields 14 and 15 of stat, counted after the command name).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+async function child(impl: Impl, url: string): Promise<ChildResult> {
+  const client = new HttpRpcClient({ url, secret: "", requestTimeout: 30_000, transport: impl });
+  const env = { url: "http://bench/cable", headers: { cookie: "session=bench" } };
+  let failures = 0;
+  const burst = () =>
+    Promise.all(
+      Array.from({ length: calls }, (_, i) =>
+        client.connect({ env }, { sid: `s${i}` }).then((r) => {
+          if (r.status !== 1) failures++;
+        }, () => {
+          failures++;
+        })),
+    );
+  for (let i = 0; i < 20; i++) await burst(); // warm-up: connections, JIT
+  failures = 0;
+  const cpu0 = cpuMs();
+  const t0 = performance.now();
+  for (let r = 0; r < rounds; r++) await burst();
+  const ms = performance.now() - t0;
+  const cpu = cpuMs() - cpu0;
+  await client.close();
+  return { impl, ms, cpuMs: cpu, calls: calls * rounds, failures };
+}
+
+function hasTaskset(): boolean {
+  try {
+    return Deno.statSync("/usr/bin/taskset").isFile;
+  } catch {
+    return false;
+  }
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function startBackend(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const port = freePort();
+  const script = new URL("./rpc_backend.ts", import.meta.url).pathname;
+  const argv = [Deno.execPath(), "run", "--allow-net", script, `--port=${port}`];
+  const proc = new Deno.Command(hasTaskset() ? "taskset" : argv[0], {
+    args: hasTaskset() ? ["-c", "0", ...argv] : argv.slice(1),
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  for (let i = 0; i < 100; i++) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/health`);
+      await res.body?.cancel();
+      if (res.ok) break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    url: `http://127.0.0.1:${port}/_anycable`,
+    stop: async () => {
+      proc.kill("SIGKILL");
+      await proc.status;
+    },
+  };
+}
+
+async function runChild(impl: Impl, url: string): Promise<ChildResult> {
+  const argv = [
+    Deno.execPath(),
+    "run",
+    "-A",
+    new URL(import.meta.url).pathname,
+    `--child=${impl}`,
+    `--url=${url}`,
+    `--calls=${calls}`,
+    `--rounds=${rounds}`,
+  ];
+  const out = await new Deno.Command(hasTaskset() ? "taskset" : argv[0], {
+    args: hasTaskset() ? ["-c", "1", ...argv] : argv.slice(1),
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`${impl} client run failed`);
+  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+if (values.child) {
+  console.log(JSON.stringify(await child(values.child as Impl, values.url!)));
+} else {
+  const reps = Number(values.reps);
+  const backend = await startBackend();
+  const results: ChildResult[] = [];
+  try {
+    for (let rep = 0; rep < reps; rep++) {
+      const order: Impl[] = rep % 2 === 0 ? ["native", "fetch"] : ["fetch", "native"];
+      for (const impl of order) {
+        const r = await runChild(impl, backend.url);
+        results.push(r);
+        console.log(
+          `rep ${rep + 1} ${impl}: ${r.calls} calls in ${r.ms.toFixed(0)} ms ` +
+            `(${(r.calls / r.ms * 1000).toFixed(0)} calls/s, client CPU ${r.cpuMs} ms = ` +
+            `${(r.cpuMs * 1000 / r.calls).toFixed(1)} µs per call, ${r.failures} failed)`,
+        );
+      }
+    }
+  } finally {
+    await backend.stop();
+  }
+  const of = (impl: Impl, key: "ms" | "cpuMs") =>
+    median(results.filter((r) => r.impl === impl).map((r) => r[key]));
+  console.log(
+    `\n${calls} concurrent calls x ${rounds} bursts, median of ${reps}: ` +
+      `native ${of("native", "ms").toFixed(0)} ms, fetch ${of("fetch", "ms").toFixed(0)} ms; ` +
+      `wall-time ratio native/fetch ${(of("native", "ms") / of("fetch", "ms")).toFixed(2)}, ` +
+      `client CPU ratio ${(of("native", "cpuMs") / of("fetch", "cpuMs")).toFixed(2)}`,
+  );
+  if (results.some((r) => r.failures > 0)) {
+    console.error("some calls failed: the figures are not comparable");
+    Deno.exit(1);
+  }
+}
