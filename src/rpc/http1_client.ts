@@ -179,6 +179,8 @@ class Http1Connection {
 
   constructor(conn: Deno.Conn) {
     this.#conn = conn;
+    // A request is one write; nothing to gain from Nagle's algorithm.
+    (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
   }
 
   close(): void {
