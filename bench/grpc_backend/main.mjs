@@ -7,7 +7,7 @@
 //   node bench/grpc_backend/main.mjs --grpc_port=50051 --port=8092
 //
 // gRPC on 127.0.0.1:<grpc_port>; a small HTTP side port <port> answers `GET /health` (once the
-// gRPC port is bound) and `GET /stats`: the calls answered so far, by method (connect, command,
+// gRPC port is bound and warmed up, see warmUp) and `GET /stats`: the calls answered so far, by method (connect, command,
 // disconnect), which the runner checks. Under Node rather than Deno: grpc-js's server runs
 // under Deno 2.9.6's node:http2 at about the same CPU per call (~250 µs here), but that
 // process aborted on an nghttp2 assertion (find_stream_on_goaway_func) when a client closed
@@ -24,7 +24,9 @@ const arg = (name, fallback) => {
 const grpcPort = arg("grpc_port", 50051);
 const port = arg("port", 8092);
 
-const PROTO_PATH = fileURLToPath(new URL("../../proto/rpc.proto", import.meta.url));
+const PROTO_PATH = fileURLToPath(
+  new URL("../../proto/rpc.proto", import.meta.url),
+);
 const definition = grpc.loadPackageDefinition(
   protoLoader.loadSync(PROTO_PATH, {
     keepCase: true,
@@ -44,7 +46,11 @@ const server = new grpc.Server({ "grpc.enable_channelz": 0 });
 server.addService(definition.anycable.RPC.service, {
   Connect: (_call, cb) => {
     calls.connect++;
-    cb(null, { status: 1, identifiers: `{"user":${++connections}}`, transmissions: WELCOME });
+    cb(null, {
+      status: 1,
+      identifiers: `{"user":${++connections}}`,
+      transmissions: WELCOME,
+    });
   },
   Command: (call, cb) => {
     calls.command++;
@@ -61,7 +67,9 @@ server.addService(definition.anycable.RPC.service, {
     cb(null, {
       status: 1,
       streams: [stream],
-      transmissions: [JSON.stringify({ identifier: id, type: "confirm_subscription" })],
+      transmissions: [
+        JSON.stringify({ identifier: id, type: "confirm_subscription" }),
+      ],
     });
   },
   Disconnect: (_call, cb) => {
@@ -70,21 +78,77 @@ server.addService(definition.anycable.RPC.service, {
   },
 });
 
-server.bindAsync(`127.0.0.1:${grpcPort}`, grpc.ServerCredentials.createInsecure(), (err) => {
-  if (err) {
-    console.error(`grpc backend: cannot bind 127.0.0.1:${grpcPort}: ${err.message}`);
-    process.exit(1);
-  }
-  http.createServer((req, res) => {
-    if (req.url === "/health") return res.end("OK");
-    if (req.url === "/stats") {
-      res.setHeader("content-type", "application/json");
-      return res.end(JSON.stringify(calls));
+/**
+ * A fresh Node process runs grpc-js's server code cold (interpreted) for its first thousands
+ * of calls, at about twice the CPU per call: the backend is not what is measured, so it makes
+ * `WARMUP` calls of each kind to itself (`IN_FLIGHT` at a time, as Cableway does) before it
+ * reports healthy, and then forgets them.
+ */
+const WARMUP = 3000;
+const IN_FLIGHT = 28;
+
+async function warmUp() {
+  const client = new definition.anycable.RPC(
+    `127.0.0.1:${grpcPort}`,
+    grpc.credentials.createInsecure(),
+  );
+  const env = {
+    url: "http://127.0.0.1/cable",
+    headers: { "REMOTE_ADDR": "127.0.0.1" },
+  };
+  const identifier = JSON.stringify({
+    channel: "BenchChannel",
+    stream_name: "warmup",
+  });
+  const unary = (method, req) =>
+    new Promise((resolve, reject) =>
+      client[method](req, (err, res) => err ? reject(err) : resolve(res))
+    );
+  let left = WARMUP;
+  const worker = async () => {
+    while (left-- > 0) {
+      const c = await unary("Connect", { env });
+      await unary("Command", {
+        command: "subscribe",
+        identifier,
+        connection_identifiers: c.identifiers,
+        env,
+      });
     }
-    res.statusCode = 404;
-    res.end("not found");
-  }).listen(port, "127.0.0.1");
-});
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  client.close();
+  connections = 0;
+  for (const k of Object.keys(calls)) calls[k] = 0;
+}
+
+server.bindAsync(
+  `127.0.0.1:${grpcPort}`,
+  grpc.ServerCredentials.createInsecure(),
+  async (err) => {
+    if (err) {
+      console.error(
+        `grpc backend: cannot bind 127.0.0.1:${grpcPort}: ${err.message}`,
+      );
+      process.exit(1);
+    }
+    try {
+      await warmUp();
+    } catch (e) {
+      console.error(`grpc backend: warm-up failed: ${e.message}`);
+      process.exit(1);
+    }
+    http.createServer((req, res) => {
+      if (req.url === "/health") return res.end("OK");
+      if (req.url === "/stats") {
+        res.setHeader("content-type", "application/json");
+        return res.end(JSON.stringify(calls));
+      }
+      res.statusCode = 404;
+      res.end("not found");
+    }).listen(port, "127.0.0.1");
+  },
+);
 
 process.on("SIGTERM", () => {
   server.forceShutdown();
