@@ -269,9 +269,7 @@ export function buildRows(ms: Measurement[]): Row[] {
       ),
     );
   }
-  for (const [scenario, label] of [["storm", ""], ["rpcstorm", " with HTTP RPC"]]) {
-    // the storm's raw runs with a welcome frame are a variant of their own (rows below)
-    const plain = scenario === "storm" ? "" : undefined;
+  for (const [scenario, label, variant] of STORMS) {
     for (const n of sizes(ms, scenario)) {
       rows.push(
         pair(
@@ -281,7 +279,7 @@ export function buildRows(ms: Measurement[]): Row[] {
           "/s",
           (m) => m.result.connect_rate,
           n,
-          plain,
+          variant,
         ),
       );
       const welcomed = scenario === "storm" ? select(ms, scenario, "raw", n, "welcome") : [];
@@ -315,10 +313,34 @@ export function buildRows(ms: Measurement[]): Row[] {
           "",
           (m) => m.result.connect_failures,
           n,
-          plain,
+          variant,
         ),
       );
     }
+  }
+  // Cableway only: the storm with gRPC RPC against Cableway's own storm with HTTP RPC
+  for (const n of sizes(ms, "rpcstorm")) {
+    const overHttp = select(ms, "rpcstorm", "cableway", n, "http");
+    const overGrpc = select(ms, "rpcstorm", "cableway", n, "grpc");
+    if (!overGrpc.length) continue;
+    rows.push(
+      against(
+        "rpcstorm",
+        grpcStormMetric(n),
+        "/s",
+        (m) => m.result.connect_rate,
+        overHttp,
+        overGrpc,
+      ),
+    );
+    rows.push({
+      scenario: "rpcstorm",
+      metric: `connect failures with gRPC RPC, ${k(n)}`,
+      unit: "",
+      cableway: med(overGrpc, (m) => m.result.connect_failures),
+      invalid: overGrpc.some((m) => m.issues.length > 0),
+      samples: samplesOf(overGrpc),
+    });
   }
   for (const v of streamVariants(ms)) {
     const label = `${k(v.n)} clients over ${v.variant}`;
@@ -469,6 +491,19 @@ export function clientShare(m: Measurement): number {
   return r.client_cpu_run;
 }
 
+/** The storms: scenario, label of their rows, variant (the RPC storm's raw pair is "http"). */
+const STORMS: [string, string, string | undefined][] = [
+  // the storm's raw runs with a welcome frame are a variant of their own ("welcome")
+  ["storm", "", ""],
+  ["rpcstorm", " with HTTP RPC", "http"],
+];
+
+/** The row of the gRPC storm: Cableway over gRPC against Cableway over HTTP RPC. */
+const grpcStormMetric = (n: number) =>
+  `connect+subscribe rate with gRPC RPC, ${
+    k(n)
+  }: base = Cableway over HTTP RPC, Cableway = over gRPC`;
+
 /** The streams variants measured, in order of size. */
 function streamVariants(ms: Measurement[]): { n: number; variant: string }[] {
   const seen = new Map<string, { n: number; variant: string }>();
@@ -547,7 +582,7 @@ export function buildTargets(
   if (!stormSizes.length) {
     targets.push({ name: "connect+subscribe rate", limit: "", pass: null, note: notRun("storm") });
   }
-  for (const [sc, label] of [["storm", ""], ["rpcstorm", " with HTTP RPC"]]) {
+  for (const [sc, label] of STORMS) {
     const ns = sizes(ms, sc);
     if (!ns.length && sc === "rpcstorm") {
       targets.push({
@@ -586,6 +621,34 @@ export function buildTargets(
         pass: f.cableway === undefined ? null : f.cableway === 0,
       });
     }
+  }
+  // Cableway only (the raw baseline has no gRPC client): gRPC against Cableway's own HTTP RPC
+  const grpcSizes = sizes(ms, "rpcstorm").filter((n) =>
+    find(`connect failures with gRPC RPC, ${k(n)}`)
+  );
+  if (!grpcSizes.length) {
+    targets.push({
+      name: "connect+subscribe rate with gRPC RPC vs HTTP RPC",
+      limit: ">= 0.9× Cableway over HTTP RPC",
+      pass: null,
+      note: notRun("rpcstorm"),
+    });
+  }
+  for (const n of grpcSizes) {
+    ratio(
+      `connect+subscribe rate with gRPC RPC vs Cableway's with HTTP RPC (${k(n)})`,
+      grpcStormMetric(n),
+      ">=",
+      0.9,
+      "rpcstorm",
+    );
+    const f = find(`connect failures with gRPC RPC, ${k(n)}`)!;
+    targets.push({
+      name: `connect failures with gRPC RPC (${k(n)})`,
+      value: f.cableway,
+      limit: "= 0",
+      pass: f.cableway === undefined ? null : f.cableway === 0,
+    });
   }
   const variants = streamVariants(ms);
   if (!variants.length) {

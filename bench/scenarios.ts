@@ -9,7 +9,9 @@ import {
   hasRedisServer,
   type Impl,
   type Memory,
+  prepareGrpcBackend,
   type RunningServer,
+  startGrpcBackend,
   startRedisServer,
   startRpcBackend,
   startServer,
@@ -222,26 +224,56 @@ async function rpcBackend(impl: Impl, logName: string): Promise<Sidecar> {
 }
 
 /**
- * Connect + subscribe storm with HTTP RPC: every connection costs a `connect` and a `command`
- * call to the same fake backend, for Cableway and for the raw baseline (which makes the same
- * calls with the same concurrency cap). A few broadcasts afterwards check that the streams the
- * backend named were subscribed. (A gRPC variant of this scenario can sit next to "http".)
+ * The fake gRPC backend (bench/grpc_backend/: grpc-js under node, its own process on the
+ * client's core) for Cableway's `--rpc_impl=grpc`; its /stats side port is `ports[0]`, as for
+ * the HTTP one.
+ */
+async function grpcBackend(_impl: Impl, logName: string): Promise<Sidecar> {
+  const b = await startGrpcBackend(CLIENT_CPU, `${logName}-backend`);
+  return {
+    flags: ["--rpc_impl=grpc", `--rpc_host=127.0.0.1:${b.grpcPort}`],
+    pids: [b.pid],
+    ports: [b.port],
+    stop: b.stop,
+  };
+}
+
+/** One run of the RPC storm: raw or Cableway over HTTP RPC, or Cableway over gRPC. */
+interface RpcStormRun {
+  impl: Impl;
+  variant: "http" | "grpc";
+}
+
+/**
+ * Connect + subscribe storm with RPC: every connection costs a `connect` and a `command` call
+ * to a fake backend. Variant "http": Cableway and the raw baseline (which makes the same calls
+ * with the same concurrency cap) against the same HTTP backend. Variant "grpc": Cableway only
+ * (the raw baseline has no gRPC client) with `--rpc_impl=grpc` against a grpc-js backend with
+ * the same answers; its figure is compared with Cableway's own over HTTP. A few broadcasts
+ * afterwards check that the streams the backend named were subscribed.
  */
 async function rpcstorm(ctx: Context): Promise<void> {
   const t = ctx.tier.rpcstorm;
+  const runs: RpcStormRun[] = ctx.impls.map((impl) => ({ impl, variant: "http" }));
+  if (ctx.cableway) {
+    const unavailable = await prepareGrpcBackend();
+    if (unavailable) ctx.log(`  rpcstorm grpc: skipped (${unavailable})`);
+    else runs.push({ impl: "cableway", variant: "grpc" });
+  }
   for (const [i, n] of t.sizes.entries()) {
     for (let rep = 0; rep < ctx.tier.reps; rep++) {
-      for (const impl of order(ctx.impls, i + rep)) {
+      // raw, Cableway over HTTP, Cableway over gRPC; the order flips every step
+      for (const { impl, variant } of (i + rep) % 2 === 0 ? runs : [...runs].reverse()) {
         await measure(ctx, {
           scenario: "rpcstorm",
           impl,
-          variant: "http",
+          variant,
           n,
           rep,
           broadcasts: true,
           storm: true,
           public: false,
-          sidecar: rpcBackend,
+          sidecar: variant === "grpc" ? grpcBackend : rpcBackend,
           run: async (s, side) => {
             const result = await runClient({
               ...base(s, n),
@@ -252,7 +284,7 @@ async function rpcstorm(ctx: Context): Promise<void> {
               window: 1,
               gapUs: 1000,
             });
-            // both servers must have made the calls the traffic implies
+            // the server must have made the calls the traffic implies
             const calls = await backendCalls(side!.ports[0]);
             if (calls.connect < n || calls.command < n) {
               result.error ||= `the RPC backend answered ${calls.connect} connect and ` +

@@ -124,6 +124,69 @@ export async function startRpcBackend(cpu: number, logName: string): Promise<Hel
   return { port, pid: s.pid, stop: s.stop };
 }
 
+/** The fake gRPC backend (bench/grpc_backend/main.mjs): `port` serves /health and /stats. */
+export interface GrpcHelper extends Helper {
+  /** The gRPC port (`--rpc_host=127.0.0.1:<grpcPort>`). */
+  grpcPort: number;
+}
+
+const GRPC_BACKEND_DIR = `${BENCH_DIR}grpc_backend/`;
+
+function runs(cmd: string): boolean {
+  try {
+    return new Deno.Command(cmd, { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes the fake gRPC backend runnable: `node` present and its pinned packages
+ * (bench/grpc_backend/package-lock.json) installed with `npm install` unless they are there
+ * already. Returns why it could not (the gRPC variant is then skipped), or null.
+ */
+export async function prepareGrpcBackend(): Promise<string | null> {
+  if (!runs("node") || !runs("npm")) return "node/npm not installed";
+  const pkg = JSON.parse(Deno.readTextFileSync(`${GRPC_BACKEND_DIR}package.json`));
+  const want = pkg.dependencies["@grpc/grpc-js"];
+  try {
+    const marker = `${GRPC_BACKEND_DIR}node_modules/@grpc/grpc-js/package.json`;
+    if (JSON.parse(Deno.readTextFileSync(marker)).version === want) return null;
+  } catch {
+    // not installed yet
+  }
+  const out = await new Deno.Command("npm", {
+    args: ["install", "--no-audit", "--no-fund", "--silent"],
+    cwd: GRPC_BACKEND_DIR,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return out.success
+    ? null
+    : `npm install in bench/grpc_backend failed: ${
+      new TextDecoder().decode(out.stderr).trim().slice(-300)
+    }`;
+}
+
+/**
+ * The fake gRPC backend (grpc-js under the system `node`, see prepareGrpcBackend) in its own
+ * process, pinned to `cpu`; healthy once its gRPC port is bound.
+ */
+export async function startGrpcBackend(cpu: number, logName: string): Promise<GrpcHelper> {
+  const port = freePort();
+  let grpcPort = freePort();
+  while (grpcPort === port) grpcPort = freePort();
+  const argv = [
+    "node",
+    `${GRPC_BACKEND_DIR}main.mjs`,
+    `--port=${port}`,
+    `--grpc_port=${grpcPort}`,
+  ];
+  const s = await launch("grpc backend", port, cpu, logName, argv);
+  return { port, grpcPort, pid: s.pid, stop: s.stop };
+}
+
 /** True when redis-server is installed (the cluster scenario needs it). */
 export function hasRedisServer(): boolean {
   for (

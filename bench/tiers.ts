@@ -24,7 +24,10 @@ export interface Tier {
   /** `reps`: at least this many repetitions (RSS at 5k sits on a V8 heap-growth step). */
   memory: { sizes: number[]; warmup: number; settleMs: number; reps?: number };
   storm: { sizes: number[]; concurrency: number };
-  /** The storm with HTTP RPC to the fake backend (bench/rpc_backend.ts). */
+  /**
+   * The storm with RPC, at the same sizes in both variants: "http" (raw and Cableway, the fake
+   * backend bench/rpc_backend.ts) and "grpc" (Cableway only, bench/grpc_backend.ts).
+   */
   rpcstorm: { sizes: number[]; concurrency: number };
   /** Each variant: `n` clients over `streams` streams (10 per stream). */
   streams: {

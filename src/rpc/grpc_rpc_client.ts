@@ -2,7 +2,7 @@
  * AnyCable RPC over native gRPC: unary calls to `/anycable.RPC/{Connect,Command,Disconnect}`
  * as HTTP/2 streams on Cableway's own HTTP/2 client (h2_connection.ts; h2c with prior
  * knowledge, or TLS with ALPN h2), with gRPC framing, `sid`/`protov` metadata, `grpc-timeout`
- * + AbortSignal deadlines and the status taken from the trailers. Endpoints from
+ * + CallSignal deadlines and the status taken from the trailers. Endpoints from
  * `grpc-list://` are used round-robin.
  *
  * Failures map onto the RPC errors the caller retries or not: a connection that cannot be
@@ -17,6 +17,7 @@
 import type { Logger } from "../logger/logger.ts";
 import { causeText } from "../util/cause_text.ts";
 import { VERSION } from "../version.ts";
+import { CallSignal } from "./call_signal.ts";
 import { GrpcChannel, GrpcChannelClosedError } from "./grpc_channel.ts";
 import {
   decodeCommandResponse,
@@ -120,11 +121,40 @@ export class GrpcRpcClient implements RpcClient {
     meta: CallMeta,
   ): Promise<T> {
     const name = method.toLowerCase();
-    const timeout = AbortSignal.timeout(this.#timeout);
-    const signal = meta.signal ? AbortSignal.any([meta.signal, timeout]) : timeout;
+    // The request timeout needs a timer of its own only when it would fire before the signal
+    // the caller passed (its call budget, see CallMeta.deadline); the timer is released when
+    // the call ends.
+    const own = meta.signal && meta.deadline !== undefined &&
+        meta.deadline - Date.now() <= this.#timeout
+      ? undefined
+      : new CallSignal(meta.signal, this.#timeout);
+    try {
+      return await this.#call(
+        method,
+        name,
+        body,
+        decode,
+        meta.sid,
+        own,
+        own?.signal ?? meta.signal!,
+      );
+    } finally {
+      own?.done();
+    }
+  }
+
+  async #call<T>(
+    method: Method,
+    name: string,
+    body: Uint8Array,
+    decode: (bytes: Uint8Array) => T,
+    sid: string,
+    own: CallSignal | undefined,
+    signal: AbortSignal,
+  ): Promise<T> {
     const timedOut = () =>
       new RpcTimeoutError(
-        timeout.aborted
+        own?.timedOut
           ? `${name}: no answer within ${this.#timeout} ms`
           : `${name}: call aborted (deadline)`,
         { cause: signal.reason },
@@ -156,7 +186,7 @@ export class GrpcRpcClient implements RpcClient {
       ["user-agent", `cableway/${VERSION}`],
       ["grpc-timeout", formatGrpcTimeout(this.#timeout)],
       ["grpc-accept-encoding", "identity"],
-      ["sid", meta.sid],
+      ["sid", sid],
       ["protov", "v1"],
     ];
     let res;
@@ -165,7 +195,7 @@ export class GrpcRpcClient implements RpcClient {
     } catch (err) {
       if (signal.aborted) {
         // Only our own deadline says something about the backend (not a caller's cancel).
-        if (!timeout.aborted) throw timedOut();
+        if (!own?.timedOut) throw timedOut();
         if (!conn.ready) {
           // Not even HTTP/2 SETTINGS within a call's deadline: the next call dials afresh.
           conn.abandon(`no HTTP/2 SETTINGS within a call's deadline (${this.#timeout} ms)`);

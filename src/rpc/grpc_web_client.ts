@@ -1,7 +1,7 @@
 /**
  * AnyCable RPC over gRPC-web with `fetch`: unary calls to
  * `<base>/anycable.RPC/{Connect,Command,Disconnect}` over HTTP/1.1 or HTTP/2, messages from
- * proto/rpc.proto, `sid`/`protov` metadata, `grpc-timeout` + AbortSignal deadlines. The status
+ * proto/rpc.proto, `sid`/`protov` metadata, `grpc-timeout` + CallSignal deadlines. The status
  * comes from the trailer frame at the end of the body, or from the response headers for a
  * trailers-only answer. Binary (`application/grpc-web+proto`) or text
  * (`application/grpc-web-text`, base64) requests; either kind of response is read. Works
@@ -43,6 +43,7 @@ import {
   RpcUnavailableError,
 } from "./rpc_client.ts";
 import { isTlsError } from "./rpc_tls.ts";
+import { CallSignal } from "./call_signal.ts";
 
 export type GrpcWebMode = "binary" | "text";
 
@@ -116,13 +117,42 @@ export class GrpcWebRpcClient implements RpcClient {
     meta: CallMeta,
   ): Promise<T> {
     const name = method.toLowerCase();
-    const timeout = AbortSignal.timeout(this.#timeout);
-    const signal = meta.signal ? AbortSignal.any([meta.signal, timeout]) : timeout;
+    // The request timeout needs a timer of its own only when it would fire before the signal
+    // the caller passed (its call budget, see CallMeta.deadline); the timer is released when
+    // the call ends.
+    const own = meta.signal && meta.deadline !== undefined &&
+        meta.deadline - Date.now() <= this.#timeout
+      ? undefined
+      : new CallSignal(meta.signal, this.#timeout);
+    try {
+      return await this.#call(
+        method,
+        name,
+        message,
+        decode,
+        meta,
+        own,
+        own?.signal ?? meta.signal!,
+      );
+    } finally {
+      own?.done();
+    }
+  }
+
+  async #call<T>(
+    method: Method,
+    name: string,
+    message: Uint8Array,
+    decode: (bytes: Uint8Array) => T,
+    meta: CallMeta,
+    own: CallSignal | undefined,
+    signal: AbortSignal,
+  ): Promise<T> {
     const timedOut = (cause?: unknown) =>
       new RpcTimeoutError(`${name}: no answer within ${this.#timeout} ms`, { cause });
     // The caller's own signal (session gone, call budget) is passed through as an abort.
     const aborted = (cause: unknown) =>
-      timeout.aborted || !meta.signal?.aborted ? timedOut(cause) : meta.signal.reason ?? cause;
+      own?.timedOut || !meta.signal?.aborted ? timedOut(cause) : meta.signal.reason ?? cause;
 
     const frame = encodeGrpcFrame(message);
     const body: BodyInit = this.#mode === "text"

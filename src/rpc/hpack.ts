@@ -317,25 +317,44 @@ export class HpackDecoder {
  * name index where one exists. Names must be lowercase.
  */
 export function encodeHeaders(fields: readonly HeaderField[]): Uint8Array {
-  const parts: number[] = [];
+  // Written into one buffer of the largest size the block can take: per field an index and
+  // two lengths (at most 5 bytes each below 2^28) and at most 3 bytes per UTF-16 unit.
+  let max = 0;
+  for (const [name, value] of fields) max += 16 + 3 * (name.length + value.length);
+  const out = new Uint8Array(max);
+  let at = 0;
   const int = (value: number, prefix: number, flags: number) => {
     const mask = (1 << prefix) - 1;
     if (value < mask) {
-      parts.push(flags | value);
+      out[at++] = flags | value;
       return;
     }
-    parts.push(flags | mask);
+    out[at++] = flags | mask;
     value -= mask;
     while (value >= 0x80) {
-      parts.push((value % 0x80) | 0x80);
+      out[at++] = (value % 0x80) | 0x80;
       value = Math.floor(value / 0x80);
     }
-    parts.push(value);
+    out[at++] = value;
   };
   const str = (text: string) => {
-    const bytes = encoder.encode(text);
-    int(bytes.length, 7, 0);
-    for (const b of bytes) parts.push(b);
+    // ASCII (every header of a gRPC call, as a rule) is copied as is, without a TextEncoder.
+    let ascii = true;
+    for (let i = 0; i < text.length; i++) {
+      if (text.charCodeAt(i) > 0x7f) {
+        ascii = false;
+        break;
+      }
+    }
+    if (!ascii) {
+      const bytes = encoder.encode(text);
+      int(bytes.length, 7, 0);
+      out.set(bytes, at);
+      at += bytes.length;
+      return;
+    }
+    int(text.length, 7, 0);
+    for (let i = 0; i < text.length; i++) out[at++] = text.charCodeAt(i);
   };
   for (const [name, value] of fields) {
     const index = staticNameIndex(name);
@@ -343,7 +362,7 @@ export function encodeHeaders(fields: readonly HeaderField[]): Uint8Array {
     if (index === 0) str(name);
     str(value);
   }
-  return Uint8Array.from(parts);
+  return out.subarray(0, at);
 }
 
 let nameIndex: Map<string, number> | undefined;
