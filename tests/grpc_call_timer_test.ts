@@ -1,7 +1,7 @@
 /**
- * The gRPC and gRPC-web clients hold one deadline timer per call (CallSignal) and release it
- * when the call ends, answered or failed; a caller whose own deadline comes first (the RPC
- * caller's call budget) costs no timer at all.
+ * The gRPC and gRPC-web clients hold one deadline per call (CallSignal, an entry in the shared
+ * deadline clock) and release it when the call ends, answered or failed; a caller whose own
+ * deadline comes first (the RPC caller's call budget) costs no deadline at all.
  */
 import assert from "node:assert/strict";
 import { GrpcRpcClient } from "../src/rpc/grpc_rpc_client.ts";
@@ -9,31 +9,31 @@ import { GrpcWebRpcClient } from "../src/rpc/grpc_web_client.ts";
 import { encodeGrpcFrame } from "../src/rpc/grpc_framing.ts";
 import { type RpcClient, RpcResponseError } from "../src/rpc/rpc_client.ts";
 import { GrpcBackend, GrpcStatus } from "./support/grpc_backend.ts";
+import { deadlines, type Expiring } from "../src/util/deadline_clock.ts";
 
-/** A request timeout no other timer of these clients uses, so its timers can be told apart. */
+/** A request timeout no other deadline of these clients uses, so their deadlines can be told apart. */
 const TIMEOUT = 43_210;
 
 /**
- * Counts the timers Cableway's RPC code (src/rpc/) sets with `ms` and how many of them are
- * still pending (the in-process grpc-js backend sets a deadline timer of its own).
+ * Counts the deadlines Cableway's RPC code files with `ms` in the shared deadline clock (no
+ * runtime timer per call) and how many of them are still pending.
  */
 function spyTimers(ms: number) {
-  const realSet = globalThis.setTimeout;
-  const realClear = globalThis.clearTimeout;
-  const pending = new Set<unknown>();
+  const realAdd = deadlines.add;
+  const realCancel = deadlines.cancel;
+  const pending = new Set<Expiring>();
   let created = 0;
-  globalThis.setTimeout = ((fn: (...a: unknown[]) => void, delay?: number, ...args: unknown[]) => {
-    const id = realSet(() => fn(...args), delay);
-    if (delay === ms && new Error().stack?.includes("/src/rpc/")) {
+  deadlines.add = function (item: Expiring, delay: number) {
+    if (delay === ms) {
       created++;
-      pending.add(id);
+      pending.add(item);
     }
-    return id;
-  }) as typeof setTimeout;
-  globalThis.clearTimeout = ((id?: number) => {
-    pending.delete(id);
-    realClear(id);
-  }) as typeof clearTimeout;
+    return realAdd.call(this, item, delay);
+  };
+  deadlines.cancel = function (item: Expiring, tick: number) {
+    pending.delete(item);
+    return realCancel.call(this, item, tick);
+  };
   return {
     get created() {
       return created;
@@ -42,8 +42,8 @@ function spyTimers(ms: number) {
       return pending.size;
     },
     restore() {
-      globalThis.setTimeout = realSet;
-      globalThis.clearTimeout = realClear;
+      deadlines.add = realAdd;
+      deadlines.cancel = realCancel;
     },
   };
 }

@@ -153,7 +153,12 @@ Deno.test("gRPC-web against a Connect server: binary and text, errors, deadlines
         const failed = server.logs.filter((l) => l.msg === "Connect RPC failed")
           .map((l) => String((l.error as Record<string, unknown>)?.message ?? l.error));
         assert.ok(failed.some((m) => /gRPC INTERNAL: boom in connect/.test(m)), failed.join());
-        assert.ok(failed.some((m) => /no answer within 400 ms/.test(m)), failed.join());
+        // Our 400 ms deadline (it fires up to one 10 ms clock tick late) or the backend's own
+        // answer to grpc-timeout, whichever came first; the 3 s call budget would say so.
+        assert.ok(
+          failed.some((m) => /no answer within 400 ms|DEADLINE_EXCEEDED/.test(m)),
+          failed.join(),
+        );
         assert.equal(
           backend.calls.filter((c) =>
             c.method === "connect" && /rpc=internal/.test(

@@ -37,7 +37,7 @@ import { GrpcCode, grpcCodeFromHttp, grpcStatusError } from "./grpc_status.ts";
 import { parseGrpcTarget } from "./grpc_target.ts";
 import { ErrorCode } from "./h2_frames.ts";
 import { H2ConnectionError, H2StreamError, type H2TlsOptions } from "./h2_connection.ts";
-import type { HeaderField } from "./hpack.ts";
+import { encodeHeaders, type HeaderField } from "./hpack.ts";
 import {
   type CallMeta,
   type CommandRequest,
@@ -77,6 +77,8 @@ export class GrpcRpcClient implements RpcClient {
   readonly #scheme: string;
   readonly #maxRecv?: number;
   readonly #maxSend: number;
+  /** HPACK blocks of the fields every call of a method repeats, by endpoint and method. */
+  readonly #fixedHeaders = new Map<string, Uint8Array>();
   #next = 0;
 
   constructor(opts: GrpcRpcClientOptions) {
@@ -175,23 +177,13 @@ export class GrpcRpcClient implements RpcClient {
         ? new RpcResponseError(`${name}: ${err.message}`, { cause: err })
         : new RpcUnavailableError(`${name}: ${errorText(err)}`, { cause: err });
     }
-    const { host, port } = channel.endpoint;
-    const headers: HeaderField[] = [
-      [":method", "POST"],
-      [":scheme", this.#scheme],
-      [":path", `/anycable.RPC/${method}`],
-      [":authority", `${host.includes(":") ? `[${host}]` : host}:${port}`],
-      ["content-type", "application/grpc"],
-      ["te", "trailers"],
-      ["user-agent", `cableway/${VERSION}`],
-      ["grpc-timeout", formatGrpcTimeout(this.#timeout)],
-      ["grpc-accept-encoding", "identity"],
-      ["sid", sid],
-      ["protov", "v1"],
-    ];
     let res;
     try {
-      res = await conn.request(headers, encodeGrpcFrame(body), signal);
+      res = await conn.request(
+        this.#headerBlock(channel, method, sid),
+        encodeGrpcFrame(body),
+        signal,
+      );
     } catch (err) {
       if (signal.aborted) {
         // Only our own deadline says something about the backend (not a caller's cancel).
@@ -250,6 +242,36 @@ export class GrpcRpcClient implements RpcClient {
   }
 
   /** The error for a call whose stream or connection failed before a complete answer. */
+  /**
+   * The request's header block: the fields every call to this endpoint and method repeats,
+   * encoded once (literals without indexing do not depend on the connection), then `sid`.
+   */
+  #headerBlock(channel: GrpcChannel, method: string, sid: string): Uint8Array {
+    const { host, port } = channel.endpoint;
+    const key = `${host}:${port}/${method}`;
+    let fixed = this.#fixedHeaders.get(key);
+    if (fixed === undefined) {
+      fixed = encodeHeaders([
+        [":method", "POST"],
+        [":scheme", this.#scheme],
+        [":path", `/anycable.RPC/${method}`],
+        [":authority", `${host.includes(":") ? `[${host}]` : host}:${port}`],
+        ["content-type", "application/grpc"],
+        ["te", "trailers"],
+        ["user-agent", `cableway/${VERSION}`],
+        ["grpc-timeout", formatGrpcTimeout(this.#timeout)],
+        ["grpc-accept-encoding", "identity"],
+        ["protov", "v1"],
+      ]).slice();
+      this.#fixedHeaders.set(key, fixed);
+    }
+    const own = encodeHeaders([["sid", sid]]);
+    const block = new Uint8Array(fixed.length + own.length);
+    block.set(fixed);
+    block.set(own, fixed.length);
+    return block;
+  }
+
   #transportError(name: string, backend: string, err: unknown): Error {
     if (err instanceof H2StreamError) {
       if (err.local) {

@@ -198,9 +198,14 @@ export class H2Connection {
     return this.#streams.size;
   }
 
-  /** Sends one request and resolves with the complete response. */
+  /**
+   * Sends one request and resolves with the complete response. `headers` is a header list, or
+   * an HPACK block already encoded without indexing (see encodeHeaders): such a block does not
+   * depend on the connection's state, so a caller may encode the fields every request repeats
+   * once and reuse them.
+   */
   async request(
-    headers: HeaderField[],
+    headers: HeaderField[] | Uint8Array,
     body: Uint8Array,
     signal: AbortSignal,
   ): Promise<H2Response> {
@@ -238,7 +243,8 @@ export class H2Connection {
       };
       this.#streams.set(id, stream);
       signal.addEventListener("abort", stream.onAbort, { once: true });
-      this.#sendHeaders(id, encodeHeaders(headers), body.length === 0);
+      const block = headers instanceof Uint8Array ? headers : encodeHeaders(headers);
+      this.#sendHeaders(id, block, body.length === 0);
       this.#pumpStream(stream);
     });
   }
