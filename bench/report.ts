@@ -333,6 +333,17 @@ export function buildRows(ms: Measurement[]): Row[] {
         overGrpc,
       ),
     );
+    // what the server itself spends per connection, whichever process bounds the rate
+    rows.push(
+      against(
+        "rpcstorm",
+        grpcCpuMetric(n),
+        "µs",
+        serverCpuPerConnection,
+        overHttp,
+        overGrpc,
+      ),
+    );
     rows.push({
       scenario: "rpcstorm",
       metric: `connect failures with gRPC RPC, ${k(n)}`,
@@ -499,6 +510,16 @@ const STORMS: [string, string, string | undefined][] = [
 ];
 
 /** The row of the gRPC storm: Cableway over gRPC against Cableway over HTTP RPC. */
+/** Server CPU time per connection in the storm (µs): its CPU share × the phase's length / N. */
+const serverCpuPerConnection = (m: Measurement) =>
+  m.result.server_cpu_connect >= 0
+    ? m.result.server_cpu_connect * m.result.connect_s / m.n * 1e6
+    : NaN;
+
+/** The row of the gRPC storm's server CPU per connection, against the HTTP-RPC storm's. */
+const grpcCpuMetric = (n: number) =>
+  `server CPU per connection with gRPC RPC, ${k(n)}: base = Cableway over HTTP RPC`;
+
 const grpcStormMetric = (n: number) =>
   `connect+subscribe rate with gRPC RPC, ${
     k(n)
@@ -642,6 +663,13 @@ export function buildTargets(
       0.9,
       "rpcstorm",
     );
+    const cpu = find(grpcCpuMetric(n));
+    const t = targets[targets.length - 1];
+    if (cpu?.ratio !== undefined && !t.note) {
+      t.note = `server CPU per connection over gRPC: ${cpu.ratio.toFixed(2)}× over HTTP (${
+        Math.round(cpu.cableway!)
+      } against ${Math.round(cpu.raw!)} µs)`;
+    }
     const f = find(`connect failures with gRPC RPC, ${k(n)}`)!;
     targets.push({
       name: `connect failures with gRPC RPC (${k(n)})`,

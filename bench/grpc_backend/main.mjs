@@ -1,18 +1,26 @@
 // The fake application backend of the RPC storm's gRPC variant, run with the system `node`:
-// an AnyCable gRPC backend (`anycable.RPC` from proto/rpc.proto, served by @grpc/grpc-js and
-// @grpc/proto-loader, pinned in package.json next to this file) with the answers of
+// an AnyCable gRPC backend (`anycable.RPC` from proto/rpc.proto) with the answers of
 // bench/rpc_backend.ts. It accepts every connection (welcome transmission) and confirms every
 // subscription, streaming from the identifier's `stream_name`. It runs in its own process.
 //
-//   node bench/grpc_backend/main.mjs --grpc_port=50051 --port=8092
+//   node bench/grpc_backend/main.mjs --grpc_port=50051 --port=8092 [--server=http2|grpc-js]
 //
 // gRPC on 127.0.0.1:<grpc_port>; a small HTTP side port <port> answers `GET /health` (once the
-// gRPC port is bound and warmed up, see warmUp) and `GET /stats`: the calls answered so far, by method (connect, command,
-// disconnect), which the runner checks. Under Node rather than Deno: grpc-js's server runs
-// under Deno 2.9.6's node:http2 at about the same CPU per call (~250 µs here), but that
+// gRPC port is bound and warmed up, see warmUp) and `GET /stats`: the calls answered so far, by
+// method (connect, command, disconnect), which the runner checks.
+//
+// `--server=http2` (the default) serves the calls straight from node:http2 with protobufjs
+// messages: a fast fake backend, as the HTTP variant's is, so that the scenario measures
+// Cableway's gRPC client and not the backend. `--server=grpc-js` serves them with
+// @grpc/grpc-js, a real application's gRPC server: it costs ~190 µs of CPU per call here (a
+// bare node:http2 server about half), which on the client's core caps the storm at the
+// backend. Both pinned in package.json next to this file. Under Node rather than Deno:
+// grpc-js's server runs under Deno 2.9.6's node:http2 at about the same CPU per call, but that
 // process aborted on an nghttp2 assertion (find_stream_on_goaway_func) when a client closed
 // its connection. Channelz (per-call bookkeeping for diagnostics) is off.
 import * as http from "node:http";
+import * as http2 from "node:http2";
+import protobuf from "protobufjs";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
@@ -23,6 +31,7 @@ const arg = (name, fallback) => {
 };
 const grpcPort = arg("grpc_port", 50051);
 const port = arg("port", 8092);
+const serverImpl = process.argv.find((x) => x.startsWith("--server="))?.slice(9) ?? "http2";
 
 const PROTO_PATH = fileURLToPath(
   new URL("../../proto/rpc.proto", import.meta.url),
@@ -42,20 +51,20 @@ let connections = 0;
 const calls = { connect: 0, command: 0, disconnect: 0 };
 const WELCOME = ['{"type":"welcome"}'];
 
-const server = new grpc.Server({ "grpc.enable_channelz": 0 });
-server.addService(definition.anycable.RPC.service, {
-  Connect: (_call, cb) => {
+/** The answers, shared by both servers. */
+const answers = {
+  connect() {
     calls.connect++;
-    cb(null, {
+    return {
       status: 1,
       identifiers: `{"user":${++connections}}`,
       transmissions: WELCOME,
-    });
+    };
   },
-  Command: (call, cb) => {
+  command(request) {
     calls.command++;
-    const { command, identifier } = call.request;
-    if (command !== "subscribe") return cb(null, { status: 1 });
+    const { command, identifier } = request;
+    if (command !== "subscribe") return { status: 1 };
     const id = String(identifier ?? "");
     let stream = "";
     try {
@@ -63,20 +72,94 @@ server.addService(definition.anycable.RPC.service, {
     } catch {
       // no stream
     }
-    if (!stream) return cb(null, { status: 2, error_msg: "no stream_name" });
-    cb(null, {
+    if (!stream) return { status: 2, error_msg: "no stream_name" };
+    return {
       status: 1,
       streams: [stream],
       transmissions: [
         JSON.stringify({ identifier: id, type: "confirm_subscription" }),
       ],
-    });
+    };
   },
-  Disconnect: (_call, cb) => {
+  disconnect() {
     calls.disconnect++;
-    cb(null, { status: 1 });
+    return { status: 1 };
   },
+};
+
+const server = new grpc.Server({ "grpc.enable_channelz": 0 });
+server.addService(definition.anycable.RPC.service, {
+  Connect: (_call, cb) => cb(null, answers.connect()),
+  Command: (call, cb) => cb(null, answers.command(call.request)),
+  Disconnect: (_call, cb) => cb(null, answers.disconnect()),
 });
+
+/** The same service straight on node:http2 (`--server=http2`). */
+function startHttp2(onListening) {
+  const root = new protobuf.Root().loadSync(PROTO_PATH, { keepCase: true });
+  const types = {
+    "/anycable.RPC/Connect": [
+      root.lookupType("anycable.ConnectionRequest"),
+      root.lookupType("anycable.ConnectionResponse"),
+      () => answers.connect(),
+    ],
+    "/anycable.RPC/Command": [
+      root.lookupType("anycable.CommandMessage"),
+      root.lookupType("anycable.CommandResponse"),
+      (req) => answers.command(req),
+    ],
+    "/anycable.RPC/Disconnect": [
+      root.lookupType("anycable.DisconnectRequest"),
+      root.lookupType("anycable.DisconnectResponse"),
+      () => answers.disconnect(),
+    ],
+  };
+  const h2 = http2.createServer();
+  h2.on("stream", (stream, headers) => {
+    const route = types[headers[":path"]];
+    if (!route) {
+      stream.respond({
+        ":status": 200,
+        "content-type": "application/grpc",
+        "grpc-status": "12",
+      }, {
+        endStream: true,
+      });
+      return;
+    }
+    const chunks = [];
+    stream.on("data", (c) => chunks.push(c));
+    stream.on("end", () => {
+      const buf = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+      const request = route[0].toObject(
+        route[0].decode(buf.subarray(5, 5 + buf.readUInt32BE(1))),
+        {
+          longs: Number,
+          enums: Number,
+        },
+      );
+      const body = route[1].encode(route[1].fromObject(route[2](request)))
+        .finish();
+      const frame = Buffer.allocUnsafe(5 + body.length);
+      frame[0] = 0;
+      frame.writeUInt32BE(body.length, 1);
+      frame.set(body, 5);
+      stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
+        waitForTrailers: true,
+      });
+      stream.on(
+        "wantTrailers",
+        () => stream.sendTrailers({ "grpc-status": "0" }),
+      );
+      stream.end(frame);
+    });
+    stream.on("error", () => {});
+  });
+  h2.on("connection", (socket) => socket.setNoDelay(true));
+  h2.on("sessionError", () => {});
+  h2.listen(grpcPort, "127.0.0.1", () => onListening(null));
+  h2.on("error", (err) => onListening(err));
+}
 
 /**
  * A fresh Node process runs grpc-js's server code cold (interpreted) for its first thousands
@@ -122,9 +205,15 @@ async function warmUp() {
   for (const k of Object.keys(calls)) calls[k] = 0;
 }
 
-server.bindAsync(
-  `127.0.0.1:${grpcPort}`,
-  grpc.ServerCredentials.createInsecure(),
+const listen = serverImpl === "grpc-js"
+  ? (cb) =>
+    server.bindAsync(
+      `127.0.0.1:${grpcPort}`,
+      grpc.ServerCredentials.createInsecure(),
+      cb,
+    )
+  : startHttp2;
+listen(
   async (err) => {
     if (err) {
       console.error(
