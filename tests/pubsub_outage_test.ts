@@ -33,6 +33,10 @@ interface Ledger {
   statuses: Map<number, number>;
   /** The slowest publication request, ms. */
   slowestMs: number;
+  /** When each 201 arrived (Date.now()). */
+  ackedAt: Map<number, number>;
+  /** When the service was being killed (kill sent, process gone), in an outage phase. */
+  killWindow?: [number, number];
 }
 
 type Publish = (id: number, body: string) => Promise<number>;
@@ -59,6 +63,7 @@ async function publishUntil(
     ledger.slowestMs = Math.max(ledger.slowestMs, Date.now() - started);
     ledger.statuses.set(status, (ledger.statuses.get(status) ?? 0) + 1);
     (status === 201 ? ledger.acked : ledger.refused).push(id);
+    if (status === 201) ledger.ackedAt.set(id, Date.now());
     id++;
     const wait = PUBLISH_EVERY_MS - (Date.now() - started);
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -206,7 +211,7 @@ function caughtUp(nodes: ServerProcess[], from: number[]): string {
 }
 
 function newLedger(): Ledger {
-  return { acked: [], refused: [], statuses: new Map(), slowestMs: 0 };
+  return { acked: [], refused: [], statuses: new Map(), slowestMs: 0, ackedAt: new Map() };
 }
 
 function assertClean(c: Counts, label: string): void {
@@ -217,9 +222,12 @@ function assertClean(c: Counts, label: string): void {
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** How long before a non-persistent Redis is killed an acknowledged publication may be lost. */
+const AT_RISK_MS = 100;
+
 Deno.test({
   name: "redis: pub/sub links cut, then Redis killed -9 and restarted, while publishing: " +
-    "every 201 reaches every client once, in order",
+    "every 201 reaches every client once, in order (but one answered as Redis dies)",
   ignore: !REDIS,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -309,7 +317,22 @@ Deno.test({
       assertClean(cutCounts, "pub/sub cuts");
       assert.equal(xaddCounts.missing, 0, "redisx: missing");
       assert.equal(xaddCounts.duplicated, 0, "redisx: duplicated");
-      assertClean(outageCounts, "redis restart");
+      // A Redis without persistence that dies right after answering a PUBLISH may take that
+      // message with it: not yet read from the subscribers' sockets (the kill resets them),
+      // and its history gone with the process (docs/cluster.md, "What is not covered"). Only
+      // 201s that arrived within AT_RISK_MS before the kill may be missing; none other may.
+      const atRisk = outage.acked.filter((id) => {
+        const at = outage.ackedAt.get(id)!;
+        return at >= outage.killWindow![0] - AT_RISK_MS && at <= outage.killWindow![1];
+      });
+      const lost = outage.acked.filter((id) => clients.some((c) => !ids(c).includes(id)));
+      console.log(
+        `[redis kill -9] ${atRisk.length} publications acknowledged within ${AT_RISK_MS} ms ` +
+          `of the kill; missing: ${lost.length ? lost.join(", ") : "none"}`,
+      );
+      assert.deepEqual(lost.filter((id) => !atRisk.includes(id)), [], "redis restart: missing");
+      assert.equal(outageCounts.duplicated, 0, "redis restart: duplicated");
+      assert.equal(outageCounts.reordered, 0, "redis restart: reordered");
       assert.ok(killed >= 16, "the subscribe connections were cut");
       assert.ok(cuts.acked.length > 50 && outage.acked.length > 50, "publications went through");
       assert.ok(outage.refused.length > 0, "the outage was noticed (some 501s)");
@@ -428,7 +451,7 @@ async function publishThroughOutage(
   service: ServiceHandle,
   downForMs: number,
   firstSeq: number,
-): Promise<{ outage: ReturnType<typeof newLedger>; downMs: number; ackedAtRestart: number }> {
+): Promise<{ outage: Ledger; downMs: number; ackedAtRestart: number }> {
   const outage = newLedger();
   let outageDone!: () => void;
   const publishing = publishUntil(
@@ -438,8 +461,10 @@ async function publishThroughOutage(
     firstSeq,
   );
   await delay(1000);
+  const killing = Date.now();
   await service.kill();
   const down = Date.now();
+  outage.killWindow = [killing, down];
   await delay(downForMs);
   await service.restart();
   const downMs = Date.now() - down;
