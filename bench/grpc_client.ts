@@ -13,6 +13,7 @@
  * over the repetitions and the ratio is new / old (below 1 = the new client is faster).
  */
 import { parseArgs } from "node:util";
+import { type ChildResult, cpuMs, medianOf } from "./client_runs.ts";
 import { GrpcRpcClient } from "../src/rpc/grpc_rpc_client.ts";
 import type { RpcClient } from "../src/rpc/rpc_client.ts";
 import { NodeHttp2GrpcRpcClient } from "./node_http2_grpc/grpc_rpc_client.ts";
@@ -32,22 +33,9 @@ const rounds = Number(values.rounds);
 
 type Impl = "new" | "old";
 
-interface ChildResult {
-  impl: Impl;
-  ms: number;
-  cpuMs: number;
-  calls: number;
-  failures: number;
-}
+type Result = ChildResult<Impl>;
 
-function cpuMs(): number {
-  const stat = Deno.readTextFileSync("/proc/self/stat");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // utime and stime (fields 14 and 15 of stat, counted after the command name).
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-async function child(impl: Impl, port: number): Promise<ChildResult> {
+async function child(impl: Impl, port: number): Promise<Result> {
   const host = `127.0.0.1:${port}`;
   const client: RpcClient = impl === "new"
     ? new GrpcRpcClient({ host, requestTimeout: 30_000 })
@@ -101,7 +89,7 @@ async function startBackend(): Promise<{ port: number; stop: () => Promise<void>
   };
 }
 
-async function runChild(impl: Impl, port: number): Promise<ChildResult> {
+async function runChild(impl: Impl, port: number): Promise<Result> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -119,18 +107,12 @@ async function runChild(impl: Impl, port: number): Promise<ChildResult> {
   return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
 if (values.child) {
   console.log(JSON.stringify(await child(values.child as Impl, Number(values.port))));
 } else {
   const reps = Number(values.reps);
   const backend = await startBackend();
-  const results: ChildResult[] = [];
+  const results: Result[] = [];
   try {
     for (let rep = 0; rep < reps; rep++) {
       const order: Impl[] = rep % 2 === 0 ? ["new", "old"] : ["old", "new"];
@@ -147,8 +129,7 @@ if (values.child) {
   } finally {
     await backend.stop();
   }
-  const of = (impl: Impl, key: "ms" | "cpuMs") =>
-    median(results.filter((r) => r.impl === impl).map((r) => r[key]));
+  const of = (impl: Impl, key: "ms" | "cpuMs") => medianOf(results, impl, key);
   const ratio = of("new", "ms") / of("old", "ms");
   const cpuRatio = of("new", "cpuMs") / of("old", "cpuMs");
   console.log(

@@ -14,6 +14,7 @@
  * repetitions and the ratio is native / fetch (below 1 = the native client is cheaper).
  */
 import { parseArgs } from "node:util";
+import { type ChildResult, cpuMs, medianOf } from "./client_runs.ts";
 import { HttpRpcClient } from "../src/rpc/http_rpc_client.ts";
 
 const { values } = parseArgs({
@@ -31,22 +32,9 @@ const rounds = Number(values.rounds);
 
 type Impl = "native" | "fetch";
 
-interface ChildResult {
-  impl: Impl;
-  ms: number;
-  cpuMs: number;
-  calls: number;
-  failures: number;
-}
+type Result = ChildResult<Impl>;
 
-function cpuMs(): number {
-  const stat = Deno.readTextFileSync("/proc/self/stat");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // utime and stime (fields 14 and 15 of stat, counted after the command name).
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-async function child(impl: Impl, url: string): Promise<ChildResult> {
+async function child(impl: Impl, url: string): Promise<Result> {
   const client = new HttpRpcClient({ url, secret: "", requestTimeout: 30_000, transport: impl });
   const env = { url: "http://bench/cable", headers: { cookie: "session=bench" } };
   let failures = 0;
@@ -112,7 +100,7 @@ async function startBackend(): Promise<{ url: string; stop: () => Promise<void> 
   };
 }
 
-async function runChild(impl: Impl, url: string): Promise<ChildResult> {
+async function runChild(impl: Impl, url: string): Promise<Result> {
   const argv = [
     Deno.execPath(),
     "run",
@@ -132,18 +120,12 @@ async function runChild(impl: Impl, url: string): Promise<ChildResult> {
   return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
 if (values.child) {
   console.log(JSON.stringify(await child(values.child as Impl, values.url!)));
 } else {
   const reps = Number(values.reps);
   const backend = await startBackend();
-  const results: ChildResult[] = [];
+  const results: Result[] = [];
   try {
     for (let rep = 0; rep < reps; rep++) {
       const order: Impl[] = rep % 2 === 0 ? ["native", "fetch"] : ["fetch", "native"];
@@ -160,8 +142,7 @@ if (values.child) {
   } finally {
     await backend.stop();
   }
-  const of = (impl: Impl, key: "ms" | "cpuMs") =>
-    median(results.filter((r) => r.impl === impl).map((r) => r[key]));
+  const of = (impl: Impl, key: "ms" | "cpuMs") => medianOf(results, impl, key);
   console.log(
     `\n${calls} concurrent calls x ${rounds} bursts, median of ${reps}: ` +
       `native ${of("native", "ms").toFixed(0)} ms, fetch ${of("fetch", "ms").toFixed(0)} ms; ` +

@@ -8,6 +8,7 @@
  * wherever `fetch` does (Deno Deploy included): no raw sockets, no `node:http2`.
  */
 import { VERSION } from "../version.ts";
+import { concatBytes } from "../util/concat_bytes.ts";
 import {
   decodeCommandResponse,
   decodeConnectResponse,
@@ -286,14 +287,7 @@ async function readBody(res: Response, limit: number): Promise<Uint8Array> {
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concatBytes(chunks, total);
 }
 
 function errorText(err: unknown): string {

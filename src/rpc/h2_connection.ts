@@ -28,6 +28,7 @@ import {
   readFrameHeader,
   Setting,
 } from "./h2_frames.ts";
+import { concatBytes } from "../util/concat_bytes.ts";
 import { encodeHeaders, type HeaderField, HpackDecoder, HpackError } from "./hpack.ts";
 
 /** The connection failed or was closed; every stream on it failed with this. */
@@ -451,7 +452,7 @@ export class H2Connection {
       while (this.#out.length > 0 && !this.#closedError) {
         const frames = this.#out;
         this.#out = [];
-        const data = frames.length === 1 ? frames[0] : concat(frames);
+        const data = concatBytes(frames);
         let off = 0;
         while (off < data.length) off += await conn.write(data.subarray(off));
       }
@@ -637,7 +638,7 @@ export class H2Connection {
     try {
       // Decoded even for streams we no longer track: the HPACK state is per connection.
       fields = this.#decoder.decode(
-        block.fragments.length === 1 ? block.fragments[0] : concat(block.fragments),
+        concatBytes(block.fragments),
       );
     } catch (err) {
       if (err instanceof HpackError) {
@@ -811,7 +812,7 @@ export class H2Connection {
     stream.resolve({
       headers: stream.headers ?? [],
       trailers: stream.trailers,
-      body: stream.body.length === 1 ? stream.body[0] : concat(stream.body),
+      body: concatBytes(stream.body),
     });
   }
 
@@ -851,18 +852,6 @@ export class H2Connection {
       });
     }
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 /** Runs an owner's callback; its failure must not break the connection's bookkeeping. */

@@ -14,6 +14,7 @@
  * proxies, redirects or compression: the backend is called directly.
  */
 
+import { concatBytes } from "../util/concat_bytes.ts";
 import { utf8Length } from "../util/utf8_length.ts";
 
 /** The answer of one call. */
@@ -337,7 +338,7 @@ class Http1Connection {
       parts.push(await this.#readExactly(len));
       if ((await this.#readLine()) !== "") throw new Http1ResponseError("malformed chunk end");
     }
-    return concat(parts, size);
+    return concatBytes(parts, size);
   }
 
   async #readToEnd(maxBody: number): Promise<Uint8Array> {
@@ -427,15 +428,4 @@ function indexOf(buf: Uint8Array, needle: number[], from: number, to: number): n
     if (ok) return i;
   }
   return -1;
-}
-
-function concat(parts: Uint8Array[], size: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }

@@ -144,22 +144,7 @@ export class HttpRpcClient implements RpcClient {
           client: this.#client,
         });
       } catch (err) {
-        if (own?.timedOut) {
-          throw new RpcTimeoutError(`${method}: no answer within ${this.#timeout} ms`, {
-            cause: err,
-          });
-        }
-        if (meta.signal?.aborted) throw err;
-        if (isTlsError(err)) {
-          throw new RpcResponseError(
-            `${method}: TLS handshake with ${new URL(this.#base).origin} failed: ${errorText(err)}`,
-            { cause: err },
-          );
-        }
-        throw new RpcUnavailableError(
-          `${method}: backend ${this.#base}/${method} unreachable: ${causeText(err)}`,
-          { cause: err },
-        );
+        throw this.#failure(method, err, own, meta);
       }
       try {
         text = await readLimited(res, this.#maxRecv, method);
@@ -180,7 +165,7 @@ export class HttpRpcClient implements RpcClient {
     return this.#answer(method, res.status, text);
   }
 
-  /** The error a failed native call becomes (the same ones the fetch path gives). */
+  /** The error a failed call becomes (fetch rejected, or the native client failed). */
   #failure(method: string, err: unknown, own: CallSignal | undefined, meta: CallMeta): unknown {
     if (own?.timedOut) {
       return new RpcTimeoutError(`${method}: no answer within ${this.#timeout} ms`, { cause: err });
