@@ -52,3 +52,17 @@ export class CallSignal {
     this.#parent?.removeEventListener("abort", this);
   }
 }
+
+/**
+ * A client's own deadline for one request of `ms`, or undefined when the signal the caller passed
+ * (its call budget, see CallMeta.deadline) fires first anyway. The caller releases it with done()
+ * when the request ends.
+ */
+export function requestDeadline(
+  caller: { signal?: AbortSignal; deadline?: number },
+  ms: number,
+): CallSignal | undefined {
+  return caller.signal && caller.deadline !== undefined && caller.deadline - Date.now() <= ms
+    ? undefined
+    : new CallSignal(caller.signal, ms);
+}

@@ -17,7 +17,7 @@
 import type { Logger } from "../logger/logger.ts";
 import { causeText } from "../util/cause_text.ts";
 import { VERSION } from "../version.ts";
-import { CallSignal } from "./call_signal.ts";
+import { type CallSignal, requestDeadline } from "./call_signal.ts";
 import { GrpcChannel, GrpcChannelClosedError } from "./grpc_channel.ts";
 import {
   decodeCommandResponse,
@@ -123,13 +123,7 @@ export class GrpcRpcClient implements RpcClient {
     meta: CallMeta,
   ): Promise<T> {
     const name = method.toLowerCase();
-    // The request timeout needs a timer of its own only when it would fire before the signal
-    // the caller passed (its call budget, see CallMeta.deadline); the timer is released when
-    // the call ends.
-    const own = meta.signal && meta.deadline !== undefined &&
-        meta.deadline - Date.now() <= this.#timeout
-      ? undefined
-      : new CallSignal(meta.signal, this.#timeout);
+    const own = requestDeadline(meta, this.#timeout);
     try {
       return await this.#call(
         method,

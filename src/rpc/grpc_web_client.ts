@@ -44,7 +44,7 @@ import {
   RpcUnavailableError,
 } from "./rpc_client.ts";
 import { isTlsError } from "./rpc_tls.ts";
-import { CallSignal } from "./call_signal.ts";
+import { type CallSignal, requestDeadline } from "./call_signal.ts";
 
 export type GrpcWebMode = "binary" | "text";
 
@@ -118,13 +118,7 @@ export class GrpcWebRpcClient implements RpcClient {
     meta: CallMeta,
   ): Promise<T> {
     const name = method.toLowerCase();
-    // The request timeout needs a timer of its own only when it would fire before the signal
-    // the caller passed (its call budget, see CallMeta.deadline); the timer is released when
-    // the call ends.
-    const own = meta.signal && meta.deadline !== undefined &&
-        meta.deadline - Date.now() <= this.#timeout
-      ? undefined
-      : new CallSignal(meta.signal, this.#timeout);
+    const own = requestDeadline(meta, this.#timeout);
     try {
       return await this.#call(
         method,

@@ -14,7 +14,7 @@ import {
   RpcUnavailableError,
 } from "./rpc_client.ts";
 import { isTlsError } from "./rpc_tls.ts";
-import { CallSignal } from "./call_signal.ts";
+import { type CallSignal, requestDeadline } from "./call_signal.ts";
 import { utf8Length } from "../util/utf8_length.ts";
 import {
   Http1Client,
@@ -108,12 +108,7 @@ export class HttpRpcClient implements RpcClient {
         `${method}: request of ${size} bytes exceeds --rpc_max_call_send_size (${this.#maxSend})`,
       );
     }
-    // The request timeout needs a timer of its own only when it would fire before the signal
-    // the caller passed (its call budget, see CallMeta.deadline).
-    const own = meta.signal && meta.deadline !== undefined &&
-        meta.deadline - Date.now() <= this.#timeout
-      ? undefined
-      : new CallSignal(meta.signal, this.#timeout);
+    const own = requestDeadline(meta, this.#timeout);
     const signal = own ? own.signal : meta.signal;
     if (this.#http1) {
       let answer: Http1Response;
