@@ -2,19 +2,20 @@
  * HTTP RPC client scenario: Cableway's own HTTP/1.1 client (`--rpc_http_client=native`,
  * src/rpc/http1_client.ts) against `fetch` (`--rpc_http_client=fetch`), both through
  * HttpRpcClient, on bursts of concurrent Connect calls to the bench's fake backend
- * (bench/rpc_backend.ts, its own process).
+ * (bench/rpc_backend.ts, its own process on core 0, started as the RPC storm starts it).
  *
  *   deno run -A bench/http_rpc_client.ts [--calls=28] [--rounds=500] [--reps=3]
  *
  * 28 concurrent calls is `--rpc_concurrency`'s default: what a connection storm keeps in flight.
- * Each measurement is a fresh Deno process pinned to one core (`taskset`, when present) running
- * one client: one warm-up burst, then `rounds` bursts of `calls` concurrent calls, each awaited
- * before the next; it reports the wall time of the measured bursts and its own CPU time. The
- * two clients alternate, the order flipping every repetition; figures are medians over the
- * repetitions and the ratio is native / fetch (below 1 = the native client is cheaper).
+ * Each measurement is a fresh Deno process pinned to core 1 (`taskset`, as the bench needs)
+ * running one client: 20 warm-up bursts, then `rounds` bursts of `calls` concurrent calls, each
+ * awaited before the next; it reports the wall time of the measured bursts and its own CPU
+ * time. The two clients alternate, the order flipping every repetition; figures are medians over
+ * the repetitions and the ratio is native / fetch (below 1 = the native client is cheaper).
  */
 import { parseArgs } from "node:util";
 import { type ChildResult, cpuMs, medianOf } from "./client_runs.ts";
+import { startRpcBackend } from "./servers.ts";
 import { HttpRpcClient } from "../src/rpc/http_rpc_client.ts";
 
 const { values } = parseArgs({
@@ -58,48 +59,6 @@ async function child(impl: Impl, url: string): Promise<Result> {
   return { impl, ms, cpuMs: cpu, calls: calls * rounds, failures };
 }
 
-function hasTaskset(): boolean {
-  try {
-    return Deno.statSync("/usr/bin/taskset").isFile;
-  } catch {
-    return false;
-  }
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function startBackend(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const port = freePort();
-  const script = new URL("./rpc_backend.ts", import.meta.url).pathname;
-  const argv = [Deno.execPath(), "run", "--allow-net", script, `--port=${port}`];
-  const proc = new Deno.Command(hasTaskset() ? "taskset" : argv[0], {
-    args: hasTaskset() ? ["-c", "0", ...argv] : argv.slice(1),
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  for (let i = 0; i < 100; i++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/health`);
-      await res.body?.cancel();
-      if (res.ok) break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  return {
-    url: `http://127.0.0.1:${port}/_anycable`,
-    stop: async () => {
-      proc.kill("SIGKILL");
-      await proc.status;
-    },
-  };
-}
-
 async function runChild(impl: Impl, url: string): Promise<Result> {
   const argv = [
     Deno.execPath(),
@@ -111,8 +70,8 @@ async function runChild(impl: Impl, url: string): Promise<Result> {
     `--calls=${calls}`,
     `--rounds=${rounds}`,
   ];
-  const out = await new Deno.Command(hasTaskset() ? "taskset" : argv[0], {
-    args: hasTaskset() ? ["-c", "1", ...argv] : argv.slice(1),
+  const out = await new Deno.Command("taskset", {
+    args: ["-c", "1", ...argv],
     stdout: "piped",
     stderr: "inherit",
   }).output();
@@ -124,13 +83,14 @@ if (values.child) {
   console.log(JSON.stringify(await child(values.child as Impl, values.url!)));
 } else {
   const reps = Number(values.reps);
-  const backend = await startBackend();
+  const backend = await startRpcBackend(0, "http-rpc-client-backend");
+  const url = `http://127.0.0.1:${backend.port}/_anycable`;
   const results: Result[] = [];
   try {
     for (let rep = 0; rep < reps; rep++) {
       const order: Impl[] = rep % 2 === 0 ? ["native", "fetch"] : ["fetch", "native"];
       for (const impl of order) {
-        const r = await runChild(impl, backend.url);
+        const r = await runChild(impl, url);
         results.push(r);
         console.log(
           `rep ${rep + 1} ${impl}: ${r.calls} calls in ${r.ms.toFixed(0)} ms ` +

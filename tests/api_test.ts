@@ -11,6 +11,7 @@ import { silentLogger } from "../src/logger/logger.ts";
 import { deriveKey } from "../src/util/secrets.ts";
 import { startServer } from "./support/server.ts";
 import { waitUntil } from "./support/wait.ts";
+import { freePort } from "./support/services.ts";
 
 const KEY = "api-test-key";
 
@@ -38,13 +39,6 @@ async function usersWhen(ask: () => Promise<Users>, pred: (u: Users) => boolean)
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`presence never matched; last answer ${JSON.stringify(last)}`);
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 function cableFor(wsUrl: string) {

@@ -9,6 +9,7 @@ import { deployEnv, deployProblem, deployRpcWarning, main } from "../deploy/main
 import { GrpcWebBackend } from "./support/grpc_web_backend.ts";
 import { type ServerProcess, spawnServer } from "./support/process.ts";
 import { WsClient } from "./support/ws_client.ts";
+import { freePort } from "./support/services.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const EXT = "actioncable-v1-ext-json";
@@ -293,13 +294,6 @@ async function spawnDeployEntry(env: Record<string, string>) {
   } finally {
     clearTimeout(timer);
   }
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 Deno.test("deploy: deploy/main.ts serves on PORT with KV broker and pub/sub, next to a main.ts node", async () => {

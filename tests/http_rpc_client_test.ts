@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { startServer } from "./support/server.ts";
 import { WsClient } from "./support/ws_client.ts";
+import { freePort } from "./support/services.ts";
 
 /**
  * HTTP RPC under a backend crash, with both clients (`--rpc_http_client=native`, the default,
@@ -10,13 +11,6 @@ import { WsClient } from "./support/ws_client.ts";
  */
 
 const BACKEND = new URL("./support/http_rpc_backend_main.ts", import.meta.url).pathname;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /** The backend process; its call log lines land in `calls`. */
 async function backend(port: number, calls: { method: string; sid: string }[]) {

@@ -24,6 +24,7 @@ import { startServer, type TestServer } from "./support/server.ts";
 import { WsClient } from "./support/ws_client.ts";
 import { PusherSigner } from "../src/pusher/signatures.ts";
 import { parseConfig } from "../src/config/config.ts";
+import { freePort } from "./support/services.ts";
 
 type Frame = Record<string, unknown>;
 
@@ -710,13 +711,6 @@ async function waitUntil(pred: () => boolean, what: string, timeoutMs = 10_000):
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 Deno.test("pusher: presence of a live socket outlasts --presence_ttl (kept alive by the node)", async () => {

@@ -200,7 +200,8 @@ class ManagedProcess {
   }
 }
 
-function freePort(): number {
+/** A port nobody listens on right now (bind port 0, read it, close). */
+export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
