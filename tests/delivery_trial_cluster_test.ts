@@ -26,31 +26,39 @@ function assertClean(r: TrialResult): void {
 
 const redis = hasRedis();
 
+/** Two nodes on `service` behind cut proxies, publications alternating between them. */
+async function twoNodeTrial(
+  name: string,
+  service: { stop(): Promise<void> },
+  brokerFlags: string[],
+): Promise<void> {
+  const nodes = await startNodes(2, [...brokerFlags, ...HISTORY]);
+  const proxies = nodes.map((n) => new CutProxy(n.port));
+  try {
+    const result = await runTrial({
+      name,
+      ...SIZE,
+      proxies,
+      publish: async (first, data) =>
+        await httpPublish(nodes[first % 2].port, JSON.stringify(batch(data))) === 201,
+    });
+    assertClean(result);
+  } finally {
+    for (const p of proxies) p.close();
+    await stopNodes(nodes);
+    await service.stop();
+  }
+}
+
 Deno.test({
   name: "randomized cuts, Redis broker with two nodes: once, in order",
   ignore: !redis,
   async fn() {
     const service = await startRedis();
-    const nodes = await startNodes(2, [
+    await twoNodeTrial("redis broker, two nodes", service, [
       "--broker=redis",
       `--redis_url=${service.url}`,
-      ...HISTORY,
     ]);
-    const proxies = nodes.map((n) => new CutProxy(n.port));
-    try {
-      const result = await runTrial({
-        name: "redis broker, two nodes",
-        ...SIZE,
-        proxies,
-        publish: async (first, data) =>
-          await httpPublish(nodes[first % 2].port, JSON.stringify(batch(data))) === 201,
-      });
-      assertClean(result);
-    } finally {
-      for (const p of proxies) p.close();
-      await stopNodes(nodes);
-      await service.stop();
-    }
   },
 });
 
@@ -101,25 +109,9 @@ Deno.test({
   ignore: !hasNats(),
   async fn() {
     const service = await startNats({ jetstream: true });
-    const nodes = await startNodes(2, [
+    await twoNodeTrial("nats broker, two nodes", service, [
       "--broker=nats",
       `--nats_servers=${service.url}`,
-      ...HISTORY,
     ]);
-    const proxies = nodes.map((n) => new CutProxy(n.port));
-    try {
-      const result = await runTrial({
-        name: "nats broker, two nodes",
-        ...SIZE,
-        proxies,
-        publish: async (first, data) =>
-          await httpPublish(nodes[first % 2].port, JSON.stringify(batch(data))) === 201,
-      });
-      assertClean(result);
-    } finally {
-      for (const p of proxies) p.close();
-      await stopNodes(nodes);
-      await service.stop();
-    }
   },
 });
