@@ -55,6 +55,63 @@ Deno.test("HTTP broadcast: auth with the key derived from --secret, batches, raw
   }
 });
 
+Deno.test("HTTP broadcast: declared and chunked bodies parse alike; a length past 16 MiB is refused unread", async () => {
+  const rpc = new FakeRpc();
+  const server = await startServer([`--rpc_host=${rpc.url}`, "--secret=qwerty"]);
+  try {
+    const key = await deriveKey("qwerty", "broadcast-cable");
+    const c = await subscribed(server.wsUrl, ["a"]);
+    const post = (body: BodyInit, headers: Record<string, string> = {}) =>
+      fetch(`${server.url}/_broadcast`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, ...headers },
+        body,
+      });
+    const chunked = (text: string) =>
+      new ReadableStream<Uint8Array>({
+        start(ctl) {
+          ctl.enqueue(new TextEncoder().encode(text));
+          ctl.close();
+        },
+      });
+    // A declared length (a string body) and a chunked one (a stream) reach subscribers alike.
+    let res = await post(JSON.stringify({ stream: "a", data: '{"via":"length"}' }));
+    assert.equal(res.status, 201);
+    res = await post(chunked(JSON.stringify({ stream: "a", data: '{"via":"chunks"}' })));
+    assert.equal(res.status, 201);
+    await c.waitForCount(4); // welcome, confirmation, two messages
+    assert.deepEqual(c.messages.slice(2).map((m) => m.message), [{ via: "length" }, {
+      via: "chunks",
+    }]);
+    // Not JSON: the same answer either way.
+    for (const body of ["{nope", chunked("{nope")]) {
+      res = await post(body);
+      assert.equal(res.status, 400);
+      assert.deepEqual(await res.json(), { error: "body is not valid JSON" });
+    }
+    // A declared length past the limit: 413 before any of the body is read.
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: Number(new URL(server.url).port),
+    });
+    await conn.write(new TextEncoder().encode(
+      `POST /_broadcast HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${16 * 1024 * 1024 + 1}\r\n\r\n{"str`,
+    ));
+    const buf = new Uint8Array(4096);
+    const n = await conn.read(buf);
+    conn.close();
+    assert.match(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 413 /);
+    // and the server goes on serving
+    assert.equal((await server.broadcast({ stream: "a", data: "1" }, key)).status, 201);
+    await c.waitFor((f) => f.message === 1);
+    await c.close();
+  } finally {
+    await server.stop();
+    await rpc.stop();
+  }
+});
+
 Deno.test("exclude_socket skips the sender; two identifiers on one stream each get it", async () => {
   const rpc = new FakeRpc();
   const server = await startServer([`--rpc_host=${rpc.url}`]);

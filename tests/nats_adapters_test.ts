@@ -41,6 +41,9 @@ class RecordingHandler implements BroadcastHandler {
     await this.behaviour(body);
     this.inbox.push({ body, fanout: opts.fanout });
   }
+  handleBroadcastValue(value: unknown, opts: { fanout: boolean }): Promise<void> {
+    return this.handleBroadcast(JSON.stringify(value), opts);
+  }
 }
 
 class RecordingNode implements PubSubHandler {

@@ -6,7 +6,16 @@ export interface BroadcastHandler {
    * InvalidBroadcastError for an unparsable body, or another error when the broker failed.
    */
   handleBroadcast(body: string, opts: { fanout: boolean }): Promise<void>;
+  /**
+   * The same for a body the intake already parsed as JSON (`value` is what JSON.parse returned):
+   * the HTTP intake reads bodies with `Request.json()`, which takes them as text straight from
+   * the runtime instead of as bytes to decode. NOT_JSON stands for a body JSON.parse refused.
+   */
+  handleBroadcastValue(value: unknown, opts: { fanout: boolean }): Promise<void>;
 }
+
+/** The value an intake hands to handleBroadcastValue for a body that is not JSON at all. */
+export const NOT_JSON: unique symbol = Symbol("not JSON");
 
 export class InvalidBroadcastError extends Error {
   constructor(message: string, options?: ErrorOptions) {

@@ -1,5 +1,9 @@
 import type { Broker, StreamMessage } from "../broker/broker.ts";
-import { type BroadcastHandler, InvalidBroadcastError } from "../broadcast/broadcaster.ts";
+import {
+  type BroadcastHandler,
+  InvalidBroadcastError,
+  NOT_JSON,
+} from "../broadcast/broadcaster.ts";
 import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../logger/logger.ts";
 import {
@@ -53,10 +57,21 @@ export class Publisher implements BroadcastHandler {
     this.#logger = opts.logger;
   }
 
-  async handleBroadcast(body: string, opts: { fanout: boolean }): Promise<void> {
+  handleBroadcast(body: string, opts: { fanout: boolean }): Promise<void> {
+    let value: unknown;
+    try {
+      value = JSON.parse(body);
+    } catch {
+      value = NOT_JSON;
+    }
+    return this.handleBroadcastValue(value, opts);
+  }
+
+  async handleBroadcastValue(value: unknown, opts: { fanout: boolean }): Promise<void> {
     let parsed: StreamMessage[] | RemoteCommand;
     try {
-      parsed = parseBroadcast(body);
+      if (value === NOT_JSON) throw new InvalidBroadcastError("body is not valid JSON");
+      parsed = publicationOf(value);
     } catch (err) {
       this.stats.failedBroadcasts++;
       throw err;
@@ -73,7 +88,8 @@ export class Publisher implements BroadcastHandler {
       for (const msg of parsed) this.#hub.broadcast(msg);
       return;
     }
-    await Promise.all(parsed.map((msg) => this.publish(msg)));
+    if (parsed.length === 1) await this.publish(parsed[0]);
+    else await Promise.all(parsed.map((msg) => this.publish(msg)));
   }
 
   /** Registers (unless transient) and distributes one message, in order per stream. */
@@ -104,16 +120,11 @@ function notReady(): PubSubUnavailableError {
 }
 
 /**
- * docs/protocol.md#publication-format parsing order: object with a stream -> array -> object with a
- * command. `data` that is not a string is accepted and JSON-encoded.
+ * docs/protocol.md#publication-format parsing order, for a body already parsed as JSON: object
+ * with a stream -> array -> object with a command. `data` that is not a string is accepted and
+ * JSON-encoded.
  */
-export function parseBroadcast(body: string): StreamMessage[] | RemoteCommand {
-  let value: unknown;
-  try {
-    value = JSON.parse(body);
-  } catch {
-    throw new InvalidBroadcastError("body is not valid JSON");
-  }
+export function publicationOf(value: unknown): StreamMessage[] | RemoteCommand {
   if (isRecord(value) && typeof value.stream === "string" && value.stream !== "") {
     return [toMessage(value, 0)];
   }

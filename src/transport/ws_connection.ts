@@ -11,8 +11,16 @@ export class WsConnection implements Connection {
     this.#socket = socket;
   }
 
+  /**
+   * Sessions exist only once the socket is open, and a closing or closed WebSocket discards
+   * what it is sent: no readyState read per frame. Only a CONNECTING socket throws.
+   */
   send(frame: string): void {
-    if (this.#socket.readyState === WebSocket.OPEN) this.#socket.send(frame);
+    try {
+      this.#socket.send(frame);
+    } catch {
+      // not open yet: nothing to send to
+    }
   }
 
   close(code: number, reason: string): void {
