@@ -2,11 +2,16 @@
  * The raw baseline: the smallest Deno WebSocket fan-out server that accepts the bench client's
  * traffic. It answers an Action Cable subscribe with a confirm, and `POST /_broadcast`
  * `{"stream":"s","data":"<json>"}` with `{"identifier":<id>,"message":<parsed data>}` to every
- * socket subscribed to `s`. Nothing else: no welcome, no pings, no auth, no queues.
+ * socket subscribed to `s`. Nothing else by default: no welcome, no pings, no auth, no queues.
  *
  * With `--welcome` it also sends `{"type":"welcome","sid":"<n>"}` when a socket opens (no RPC):
  * the one frame every Action Cable server sends before anything else, so the bench can show
  * what it costs a connection storm.
+ *
+ * With `--pings` it also pings every open socket every 3 seconds (`{"type":"ping","message":<unix
+ * seconds>}`), spread over the interval by the time each socket opened, as an Action Cable server
+ * must (a client that hears no ping for two intervals reconnects): what those frames cost a
+ * many-streams broadcast load.
  *
  * With `--rpc=<url>` it makes the calls an AnyCable server makes for the same traffic, to the
  * same backend: `POST <url>/connect` when a socket opens (its transmissions are sent, a
@@ -14,7 +19,7 @@
  * transmissions from the answer) and `POST <url>/disconnect` when it closes, at most `--rpc_concurrency` calls in flight. Messages that
  * arrive before the connect answer wait for it.
  *
- *   deno run --allow-net bench/raw_server.ts --port=8080 [--welcome | --rpc=http://127.0.0.1:8091/_anycable]
+ *   deno run --allow-net bench/raw_server.ts --port=8080 [--welcome] [--pings] [--rpc=http://127.0.0.1:8091/_anycable]
  */
 
 const arg = (name: string) =>
@@ -23,6 +28,7 @@ const port = Number(arg("port") ?? 8080);
 const rpcUrl = arg("rpc")?.replace(/\/+$/, "");
 const rpcConcurrency = Math.max(1, Number(arg("rpc_concurrency") ?? 28));
 const welcome = Deno.args.includes("--welcome");
+const pings = Deno.args.includes("--pings");
 const PROTOCOLS = ["actioncable-v1-json", "actioncable-v1-ext-json"];
 
 /** stream -> socket -> identifier */
@@ -48,6 +54,23 @@ function subscribe(ws: WebSocket, raw: string, joined: string[]): void {
   subs.set(ws, cmd.identifier);
   joined.push(stream);
   ws.send(`{"identifier":${JSON.stringify(cmd.identifier)},"type":"confirm_subscription"}`);
+}
+
+/**
+ * `--pings`: one 10 ms ticker and 300 buckets; a socket joins the bucket of the tick it opened
+ * at, so each is pinged every 3 s (300 ticks) and the pings are spread as the opens were.
+ */
+const PING_TICKS = 300;
+const pingBuckets: Set<WebSocket>[] = Array.from({ length: PING_TICKS }, () => new Set());
+let pingTick = 0;
+if (pings) {
+  setInterval(() => {
+    pingTick = (pingTick + 1) % PING_TICKS;
+    const due = pingBuckets[pingTick];
+    if (due.size === 0) return;
+    const frame = `{"type":"ping","message":${Math.floor(Date.now() / 1000)}}`;
+    for (const ws of due) ws.send(frame);
+  }, 10);
 }
 
 let rpcInFlight = 0;
@@ -149,6 +172,11 @@ function upgrade(req: Request): Response {
     socket.onmessage = (e) => {
       if (typeof e.data === "string") subscribe(socket, e.data, joined);
     };
+  }
+  if (pings) {
+    const bucket = pingBuckets[pingTick];
+    socket.addEventListener("open", () => bucket.add(socket), { once: true });
+    socket.addEventListener("close", () => bucket.delete(socket), { once: true });
   }
   socket.onclose = () => {
     for (const s of joined) streams.get(s)?.delete(socket);
