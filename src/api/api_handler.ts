@@ -18,7 +18,7 @@ export interface ApiOptions {
 
 export interface ApiDeps {
   /** Where publications go: the same pipeline as `/_broadcast` (broker, then pub/sub). */
-  publisher: BroadcastHandler;
+  publisher: Pick<BroadcastHandler, "handleBroadcast">;
   broker: Broker;
 }
 
