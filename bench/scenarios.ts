@@ -224,8 +224,8 @@ async function rpcBackend(impl: Impl, logName: string): Promise<Sidecar> {
 }
 
 /**
- * The fake gRPC backend (bench/grpc_backend/: grpc-js under node, its own process on the
- * client's core) for Cableway's `--rpc_impl=grpc`; its /stats side port is `ports[0]`, as for
+ * The fake gRPC backend (see startGrpcBackend; its own process on the client's core) for
+ * Cableway's `--rpc_impl=grpc`; its /stats side port is `ports[0]`, as for
  * the HTTP one.
  */
 async function grpcBackend(_impl: Impl, logName: string): Promise<Sidecar> {
@@ -248,8 +248,9 @@ interface RpcStormRun {
  * Connect + subscribe storm with RPC: every connection costs a `connect` and a `command` call
  * to a fake backend. Variant "http": Cableway and the raw baseline (which makes the same calls
  * with the same concurrency cap) against the same HTTP backend. Variant "grpc": Cableway only
- * (the raw baseline has no gRPC client) with `--rpc_impl=grpc` against a grpc-js backend with
- * the same answers; its figure is compared with Cableway's own over HTTP. A few broadcasts
+ * (the raw baseline has no gRPC client) with `--rpc_impl=grpc` against a fake gRPC backend with
+ * the same answers (bench/grpc_backend_h2.ts unless CABLEWAY_BENCH_GRPC_BACKEND picks a node
+ * one); its figure is compared with Cableway's own over HTTP. A few broadcasts
  * afterwards check that the streams the backend named were subscribed.
  */
 async function rpcstorm(ctx: Context): Promise<void> {

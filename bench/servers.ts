@@ -124,13 +124,25 @@ export async function startRpcBackend(cpu: number, logName: string): Promise<Hel
   return { port, pid: s.pid, stop: s.stop };
 }
 
-/** The fake gRPC backend (bench/grpc_backend/main.mjs): `port` serves /health and /stats. */
+/** The fake gRPC backend: `port` serves /health and /stats. */
 export interface GrpcHelper extends Helper {
   /** The gRPC port (`--rpc_host=127.0.0.1:<grpcPort>`). */
   grpcPort: number;
 }
 
 const GRPC_BACKEND_DIR = `${BENCH_DIR}grpc_backend/`;
+
+/**
+ * Which fake gRPC backend the RPC storm runs: `h2` (default), bench/grpc_backend_h2.ts under
+ * Deno, as cheap per call as the HTTP variant's backend; or, with
+ * `CABLEWAY_BENCH_GRPC_BACKEND=node-http2|grpc-js`, bench/grpc_backend/main.mjs under the system
+ * `node` (node:http2 + protobufjs, or @grpc/grpc-js: a real application's gRPC server).
+ */
+export function grpcBackendKind(): "h2" | "node-http2" | "grpc-js" {
+  const kind = Deno.env.get("CABLEWAY_BENCH_GRPC_BACKEND") ?? "h2";
+  if (kind === "h2" || kind === "node-http2" || kind === "grpc-js") return kind;
+  throw new Error(`CABLEWAY_BENCH_GRPC_BACKEND=${kind}: expected h2, node-http2 or grpc-js`);
+}
 
 function runs(cmd: string): boolean {
   try {
@@ -142,11 +154,13 @@ function runs(cmd: string): boolean {
 }
 
 /**
- * Makes the fake gRPC backend runnable: `node` present and its pinned packages
- * (bench/grpc_backend/package-lock.json) installed with `npm install` unless they are there
- * already. Returns why it could not (the gRPC variant is then skipped), or null.
+ * Makes the fake gRPC backend runnable. The default needs nothing; the node ones need `node`
+ * and their pinned packages (bench/grpc_backend/package-lock.json), installed with
+ * `npm install` unless they are there already. Returns why it could not (the gRPC variant is
+ * then skipped), or null.
  */
 export async function prepareGrpcBackend(): Promise<string | null> {
+  if (grpcBackendKind() === "h2") return null;
   if (!runs("node") || !runs("npm")) return "node/npm not installed";
   const pkg = JSON.parse(Deno.readTextFileSync(`${GRPC_BACKEND_DIR}package.json`));
   const want = pkg.dependencies["@grpc/grpc-js"];
@@ -170,19 +184,30 @@ export async function prepareGrpcBackend(): Promise<string | null> {
 }
 
 /**
- * The fake gRPC backend (grpc-js under the system `node`, see prepareGrpcBackend) in its own
- * process, pinned to `cpu`; healthy once its gRPC port is bound.
+ * The fake gRPC backend (see grpcBackendKind) in its own process, pinned to `cpu`; healthy
+ * once its gRPC port is bound.
  */
 export async function startGrpcBackend(cpu: number, logName: string): Promise<GrpcHelper> {
   const port = freePort();
   let grpcPort = freePort();
   while (grpcPort === port) grpcPort = freePort();
-  const argv = [
-    "node",
-    `${GRPC_BACKEND_DIR}main.mjs`,
-    `--port=${port}`,
-    `--grpc_port=${grpcPort}`,
-  ];
+  const kind = grpcBackendKind();
+  const argv = kind === "h2"
+    ? [
+      "deno",
+      "run",
+      "--allow-net",
+      `${BENCH_DIR}grpc_backend_h2.ts`,
+      `--port=${port}`,
+      `--grpc_port=${grpcPort}`,
+    ]
+    : [
+      "node",
+      `${GRPC_BACKEND_DIR}main.mjs`,
+      `--port=${port}`,
+      `--grpc_port=${grpcPort}`,
+      `--server=${kind === "grpc-js" ? "grpc-js" : "http2"}`,
+    ];
   const s = await launch("grpc backend", port, cpu, logName, argv);
   return { port, grpcPort, pid: s.pid, stop: s.stop };
 }
