@@ -26,9 +26,11 @@ export function encodeGrpcFrame(message: Uint8Array): Uint8Array {
 }
 
 /** Accumulates DATA chunks and splits them into messages. */
+const EMPTY = new Uint8Array(0);
+
 export class GrpcFrameReader {
   readonly messages: Uint8Array[] = [];
-  #buf = new Uint8Array(0);
+  #buf = EMPTY;
   readonly #max: number;
 
   /** `max`: the largest message accepted (bytes). */
@@ -36,23 +38,31 @@ export class GrpcFrameReader {
     this.#max = max;
   }
 
+  /**
+   * Takes the next bytes of the body. Messages are views into `chunk` (or into a copy that
+   * joins it to an incomplete message before it): the caller hands over a chunk it no longer
+   * writes to.
+   */
   push(chunk: Uint8Array): void {
-    const joined = new Uint8Array(this.#buf.length + chunk.length);
-    joined.set(this.#buf);
-    joined.set(chunk, this.#buf.length);
-    this.#buf = joined;
-    while (this.#buf.length >= PREFIX) {
-      const view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
-      const flag = view.getUint8(0);
-      const length = view.getUint32(1);
+    let buf = chunk;
+    if (this.#buf.length) {
+      buf = new Uint8Array(this.#buf.length + chunk.length);
+      buf.set(this.#buf);
+      buf.set(chunk, this.#buf.length);
+    }
+    let at = 0;
+    while (buf.length - at >= PREFIX) {
+      const flag = buf[at];
+      const length = (buf[at + 1] * 2 ** 24) + (buf[at + 2] << 16 | buf[at + 3] << 8 | buf[at + 4]);
       if (flag !== 0) throw new GrpcFramingError(`unsupported compressed message (flag ${flag})`);
       if (length > this.#max) {
         throw new GrpcFramingError(`message of ${length} bytes exceeds ${this.#max}`);
       }
-      if (this.#buf.length < PREFIX + length) return;
-      this.messages.push(this.#buf.slice(PREFIX, PREFIX + length));
-      this.#buf = this.#buf.slice(PREFIX + length);
+      if (buf.length - at < PREFIX + length) break;
+      this.messages.push(buf.subarray(at + PREFIX, at + PREFIX + length));
+      at += PREFIX + length;
     }
+    this.#buf = at === buf.length ? EMPTY : buf.slice(at);
   }
 
   /** Bytes of an incomplete trailing message. */

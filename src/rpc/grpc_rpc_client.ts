@@ -52,6 +52,9 @@ import {
   RpcUnavailableError,
 } from "./rpc_client.ts";
 
+/** Header values written byte for byte (printable ASCII). */
+const ASCII = /^[\x20-\x7e]*$/;
+
 export interface GrpcRpcClientOptions {
   /** `host:port`, `dns:///host:port` or `grpc-list://h1:p1,h2:p2`. */
   host: string;
@@ -259,10 +262,25 @@ export class GrpcRpcClient implements RpcClient {
       ]).slice();
       this.#fixedHeaders.set(key, fixed);
     }
-    const own = encodeHeaders([["sid", sid]]);
-    const block = new Uint8Array(fixed.length + own.length);
+    // Then `sid`, a literal without indexing with a new name, written in place when the id
+    // is short ASCII (always, for ids Cableway makes): no field list, no second buffer.
+    if (sid.length > 126 || !ASCII.test(sid)) {
+      const own = encodeHeaders([["sid", sid]]);
+      const block = new Uint8Array(fixed.length + own.length);
+      block.set(fixed);
+      block.set(own, fixed.length);
+      return block;
+    }
+    const block = new Uint8Array(fixed.length + 6 + sid.length);
     block.set(fixed);
-    block.set(own, fixed.length);
+    let at = fixed.length;
+    block[at++] = 0x00;
+    block[at++] = 3;
+    block[at++] = 0x73; // s
+    block[at++] = 0x69; // i
+    block[at++] = 0x64; // d
+    block[at++] = sid.length;
+    for (let i = 0; i < sid.length; i++) block[at++] = sid.charCodeAt(i);
     return block;
   }
 

@@ -386,7 +386,9 @@ export class H2Connection {
           );
         }
         if (end - start < FRAME_HEADER + header.length) break;
-        const payload = buf.slice(start + FRAME_HEADER, start + FRAME_HEADER + header.length);
+        // A view into the read buffer, overwritten by later reads: the handlers decode it at
+        // once and copy only what they keep (DATA, a header block waiting for CONTINUATION).
+        const payload = buf.subarray(start + FRAME_HEADER, start + FRAME_HEADER + header.length);
         start += FRAME_HEADER + header.length;
         this.#onFrame(header.type, header.flags, header.streamId, payload);
       }
@@ -593,7 +595,7 @@ export class H2Connection {
     if (stream.bodyBytes > max) {
       return this.#resetStream(stream, ErrorCode.CANCEL, `response body above ${max} bytes`);
     }
-    if (data.length > 0) stream.body.push(data);
+    if (data.length > 0) stream.body.push(data.slice());
     if (flags & Flag.END_STREAM) return this.#complete(stream);
     if (stream.recvWindow < STREAM_WINDOW / 2) {
       this.#send(encodeWindowUpdate(streamId, STREAM_WINDOW - stream.recvWindow));
@@ -611,6 +613,7 @@ export class H2Connection {
       size: fragment.length,
     };
     if (flags & Flag.END_HEADERS) return this.#onHeaderBlock(block);
+    block.fragments[0] = fragment.slice();
     this.#pendingBlock = block;
   }
 
@@ -619,7 +622,7 @@ export class H2Connection {
     if (!block || block.streamId !== streamId) {
       throw this.#protocolError(ErrorCode.PROTOCOL_ERROR, "unexpected CONTINUATION");
     }
-    block.fragments.push(payload);
+    block.fragments.push(payload.slice());
     block.size += payload.length;
     if (block.size > MAX_HEADER_BLOCK) {
       throw this.#protocolError(
