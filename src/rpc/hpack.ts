@@ -172,9 +172,12 @@ const encoder = new TextEncoder();
 
 /** Bytes to a string, one char per byte (header values are octets; gRPC's are ASCII). */
 function octets(bytes: Uint8Array): string {
+  // apply takes the typed array as an array-like (a spread would run its iterator: ~7× slower
+  // for the short values of a gRPC answer); 4096 at a time keeps the argument list short.
+  if (bytes.length <= 4096) return String.fromCharCode.apply(null, bytes as unknown as number[]);
   let s = "";
   for (let i = 0; i < bytes.length; i += 4096) {
-    s += String.fromCharCode(...bytes.subarray(i, i + 4096));
+    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 4096) as unknown as number[]);
   }
   return s;
 }

@@ -109,3 +109,13 @@ Deno.test("HPACK: the encoder's literals round-trip; hostile blocks throw HpackE
   const small = new HpackDecoder({ maxHeaderListSize: 100 });
   assert.throws(() => small.decode(encodeHeaders([["a", "b".repeat(200)]])), HpackError);
 });
+
+Deno.test("HPACK: long literal values decode whole, one char per octet", () => {
+  const long = "v".repeat(10_000) + "end";
+  const [[name, value]] = new HpackDecoder().decode(encodeHeaders([["x-long", long]]));
+  assert.equal(name, "x-long");
+  assert.equal(value, long);
+  // a literal (new name, no indexing) whose value holds octets above 0x7f
+  const block = new Uint8Array([0x00, 1, 0x61, 3, 0x41, 0xe9, 0xff]);
+  assert.deepEqual(new HpackDecoder().decode(block), [["a", "A\u00e9\u00ff"]]);
+});
