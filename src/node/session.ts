@@ -502,7 +502,8 @@ export class Session implements Subscriber {
     this.state = "closed";
     this.#logger?.flush();
     this.#gone?.abort(goneReason());
-    clearTimeout(this.#restoreTimer);
+    // Only restored sessions have one; clearTimeout(undefined) still costs a timers lookup.
+    if (this.#restoreTimer !== undefined) clearTimeout(this.#restoreTimer);
     try {
       this.conn.close(code, reason);
     } catch {

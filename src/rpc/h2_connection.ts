@@ -22,6 +22,7 @@ import {
   errorCodeName,
   Flag,
   FRAME_HEADER,
+  frameHeader,
   FrameType,
   MAX_WINDOW,
   PREFACE,
@@ -203,7 +204,8 @@ export class H2Connection {
    * Sends one request and resolves with the complete response. `headers` is a header list, or
    * an HPACK block already encoded without indexing (see encodeHeaders): such a block does not
    * depend on the connection's state, so a caller may encode the fields every request repeats
-   * once and reuse them.
+   * once and reuse them. The block and `body` are written from as they are, without a copy:
+   * neither may change once passed.
    */
   async request(
     headers: HeaderField[] | Uint8Array,
@@ -439,6 +441,17 @@ export class H2Connection {
     if (!this.#writing && this.#conn) this.#flush();
   }
 
+  /**
+   * Queues a frame as its header and `payload` itself, copied only into the write that
+   * coalesces the tick's frames: for payloads nobody changes until then (a request's header
+   * block and body).
+   */
+  #sendParts(type: number, flags: number, streamId: number, payload: Uint8Array): void {
+    if (this.#closedError) return;
+    this.#out.push(frameHeader(type, flags, streamId, payload.length), payload);
+    if (!this.#writing && this.#conn) this.#flush();
+  }
+
   /** Writes queued frames in order, coalescing everything queued in the same tick. */
   #flush(): void {
     if (this.#writing || !this.#conn) return;
@@ -473,7 +486,7 @@ export class H2Connection {
     const max = this.#peerMaxFrame;
     let flags = endStream ? Flag.END_STREAM : 0;
     if (block.length <= max) {
-      this.#send(encodeFrame(FrameType.HEADERS, flags | Flag.END_HEADERS, id, block));
+      this.#sendParts(FrameType.HEADERS, flags | Flag.END_HEADERS, id, block);
       return;
     }
     let off = 0;
@@ -511,7 +524,7 @@ export class H2Connection {
       stream.sendWindow -= n;
       this.#connSendWindow -= n;
       const last = stream.pending.length === 0;
-      this.#send(encodeFrame(FrameType.DATA, last ? Flag.END_STREAM : 0, stream.id, part));
+      this.#sendParts(FrameType.DATA, last ? Flag.END_STREAM : 0, stream.id, part);
     }
   }
 

@@ -82,6 +82,26 @@ export function readFrameHeader(buf: Uint8Array, at: number): FrameHeader {
 }
 
 /** One frame: header + payload in a fresh buffer. */
+/** The 9-byte header of a frame whose payload is written after it (see encodeFrame). */
+export function frameHeader(
+  type: number,
+  flags: number,
+  streamId: number,
+  length: number,
+): Uint8Array {
+  const header = new Uint8Array(FRAME_HEADER);
+  header[0] = (length >>> 16) & 0xff;
+  header[1] = (length >>> 8) & 0xff;
+  header[2] = length & 0xff;
+  header[3] = type;
+  header[4] = flags;
+  header[5] = (streamId >>> 24) & 0x7f;
+  header[6] = (streamId >>> 16) & 0xff;
+  header[7] = (streamId >>> 8) & 0xff;
+  header[8] = streamId & 0xff;
+  return header;
+}
+
 export function encodeFrame(
   type: number,
   flags: number,
