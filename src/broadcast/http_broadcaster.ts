@@ -87,26 +87,30 @@ export class HttpBroadcaster implements Broadcaster {
     return jsonError(413, "body too large");
   }
 
-  /** The answer once the handler took (201) or refused the publication. */
-  async #settle(accepted: Promise<void>, body: unknown): Promise<Response> {
-    try {
-      await accepted;
-    } catch (err) {
-      if (err instanceof InvalidBroadcastError) {
-        const text = typeof body === "string"
-          ? body
-          : body === NOT_JSON
-          ? "(not JSON)"
-          : JSON.stringify(body) ?? "";
-        this.#opts.logger.warn("invalid broadcast", { error: err, body: text.slice(0, 200) });
-        return jsonError(400, err.message);
-      }
-      this.#opts.logger.error("broadcast failed", { error: err });
-      return jsonError(501, "broadcast failed");
+  /**
+   * The answer once the handler took (201) or refused the publication. Not async: one
+   * promise per publication, not an async frame awaiting another.
+   */
+  #settle(accepted: Promise<void>, body: unknown): Promise<Response> {
+    return accepted.then(created, (err) => this.#refused(err, body));
+  }
+
+  #refused(err: unknown, body: unknown): Response {
+    if (err instanceof InvalidBroadcastError) {
+      const text = typeof body === "string"
+        ? body
+        : body === NOT_JSON
+        ? "(not JSON)"
+        : JSON.stringify(body) ?? "";
+      this.#opts.logger.warn("invalid broadcast", { error: err, body: text.slice(0, 200) });
+      return jsonError(400, err.message);
     }
-    return new Response(null, { status: 201 });
+    this.#opts.logger.error("broadcast failed", { error: err });
+    return jsonError(501, "broadcast failed");
   }
 }
+
+const created = () => new Response(null, { status: 201 });
 
 const DIGITS = /^\d+$/;
 

@@ -67,29 +67,38 @@ export class Publisher implements BroadcastHandler {
     return this.handleBroadcastValue(value, opts);
   }
 
-  async handleBroadcastValue(value: unknown, opts: { fanout: boolean }): Promise<void> {
+  /**
+   * Not async: a single publication, the usual body, resolves with the pub/sub's own promise
+   * (one promise and no extra hop per broadcast). Failures are rejections, never throws.
+   */
+  handleBroadcastValue(value: unknown, opts: { fanout: boolean }): Promise<void> {
     let parsed: StreamMessage[] | RemoteCommand;
     try {
       if (value === NOT_JSON) throw new InvalidBroadcastError("body is not valid JSON");
       parsed = publicationOf(value);
     } catch (err) {
       this.stats.failedBroadcasts++;
-      throw err;
+      return Promise.reject(err);
     }
-    if (!Array.isArray(parsed)) {
-      this.#logger.debug("remote command", { command: parsed.command });
-      if (opts.fanout) this.#local.execute(parsed);
-      else if (!this.#ready()) throw notReady(); // this node would miss its own command
-      else await this.#pubsub.broadcastCommand(parsed);
-      return;
+    try {
+      if (!Array.isArray(parsed)) return this.#command(parsed, opts);
+      this.stats.broadcasts += parsed.length;
+      if (opts.fanout) {
+        for (const msg of parsed) this.#hub.broadcast(msg);
+        return DONE;
+      }
+      if (parsed.length === 1) return this.publish(parsed[0]);
+      return Promise.all(parsed.map((msg) => this.publish(msg))).then(() => {});
+    } catch (err) {
+      return Promise.reject(err);
     }
-    this.stats.broadcasts += parsed.length;
-    if (opts.fanout) {
-      for (const msg of parsed) this.#hub.broadcast(msg);
-      return;
-    }
-    if (parsed.length === 1) await this.publish(parsed[0]);
-    else await Promise.all(parsed.map((msg) => this.publish(msg)));
+  }
+
+  async #command(cmd: RemoteCommand, opts: { fanout: boolean }): Promise<void> {
+    this.#logger.debug("remote command", { command: cmd.command });
+    if (opts.fanout) this.#local.execute(cmd);
+    else if (!this.#ready()) throw notReady(); // this node would miss its own command
+    else await this.#pubsub.broadcastCommand(cmd);
   }
 
   /** Registers (unless transient) and distributes one message, in order per stream. */
@@ -114,6 +123,8 @@ export class Publisher implements BroadcastHandler {
     return next;
   }
 }
+
+const DONE: Promise<void> = Promise.resolve();
 
 function notReady(): PubSubUnavailableError {
   return new PubSubUnavailableError("pub/sub is reconnecting or catching up; retry");
