@@ -2,6 +2,7 @@ import type { HttpBroadcaster } from "../broadcast/http_broadcaster.ts";
 import type { Logger } from "../logger/logger.ts";
 import type { Node } from "../node/node.ts";
 import { handleWebSocket, type WsOptions } from "../transport/ws.ts";
+import { urlPath } from "../util/url_path.ts";
 
 /** Something that can answer one HTTP route (SSE, long polling, metrics come this way). */
 export type RouteHandler = (req: Request, remoteAddr: string) => Response | Promise<Response>;
@@ -30,7 +31,7 @@ export function pathMatches(pattern: string, path: string): boolean {
 /** The route table of the main server. */
 export function createHandler(opts: RoutesOptions): Deno.ServeHandler {
   return (req, info) => {
-    const path = new URL(req.url).pathname;
+    const path = urlPath(req.url);
     const remoteAddr = (info.remoteAddr as Deno.NetAddr).hostname ?? "";
     if (opts.wsPaths.some((p) => pathMatches(p, path))) {
       if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
@@ -67,7 +68,7 @@ export function createBroadcastHandler(
   healthPath: string,
 ): Deno.ServeHandler {
   return (req) => {
-    const p = new URL(req.url).pathname;
+    const p = urlPath(req.url);
     if (p === path) return broadcaster.handle(req);
     if (p === healthPath) return new Response("Success", { status: 200 });
     return new Response("not found\n", { status: 404 });
