@@ -420,9 +420,7 @@ export class Node implements PubSubHandler {
   #cleanup(session: Session): void {
     this.sessions.delete(session.sid);
     this.#pinger.remove(session);
-    const subscriptions: string[] = [];
     for (const [identifier, sub] of session.subscriptions) {
-      subscriptions.push(identifier);
       for (const stream of sub.streams) this.deps.hub.unsubscribe(session, stream, identifier);
     }
     if (session.identifiers === undefined) return;
@@ -433,6 +431,7 @@ export class Node implements PubSubHandler {
     }
     const mode = this.opts.disconnectMode;
     if (mode === "never" || (mode === "auto" && !session.interest)) return;
+    const subscriptions = [...session.subscriptions.keys()];
     const ctx = {
       sid: session.sid,
       env: session.callEnv(),
