@@ -13,7 +13,7 @@
  * over the repetitions and the ratio is new / old (below 1 = the new client is faster).
  */
 import { parseArgs } from "node:util";
-import { type ChildResult, cpuMs, medianOf } from "./client_runs.ts";
+import { alternate, type ChildResult, measureBursts, medianOf, runChild } from "./client_runs.ts";
 import { GrpcRpcClient } from "../src/rpc/grpc_rpc_client.ts";
 import type { RpcClient } from "../src/rpc/rpc_client.ts";
 import { NodeHttp2GrpcRpcClient } from "./node_http2_grpc/grpc_rpc_client.ts";
@@ -35,29 +35,12 @@ type Impl = "new" | "old";
 
 type Result = ChildResult<Impl>;
 
-async function child(impl: Impl, port: number): Promise<Result> {
+function child(impl: Impl, port: number): Promise<Result> {
   const host = `127.0.0.1:${port}`;
   const client: RpcClient = impl === "new"
     ? new GrpcRpcClient({ host, requestTimeout: 30_000 })
     : new NodeHttp2GrpcRpcClient({ host, requestTimeout: 30_000 });
-  const env = { url: "http://bench/cable", headers: { cookie: "session=bench" } };
-  let failures = 0;
-  const burst = () =>
-    Promise.all(
-      Array.from({ length: calls }, (_, i) =>
-        client.connect({ env }, { sid: `s${i}` }).catch(() => {
-          failures++;
-        })),
-    );
-  await burst(); // warm-up: connection, JIT
-  failures = 0;
-  const cpu0 = cpuMs();
-  const t0 = performance.now();
-  for (let r = 0; r < rounds; r++) await burst();
-  const ms = performance.now() - t0;
-  const cpu = cpuMs() - cpu0;
-  await client.close();
-  return { impl, ms, cpuMs: cpu, calls: calls * rounds, failures };
+  return measureBursts(impl, client, { calls, rounds, warmups: 1 });
 }
 
 async function startBackend(): Promise<{ port: number; stop: () => Promise<void> }> {
@@ -89,43 +72,16 @@ async function startBackend(): Promise<{ port: number; stop: () => Promise<void>
   };
 }
 
-async function runChild(impl: Impl, port: number): Promise<Result> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL(import.meta.url).pathname,
-      `--child=${impl}`,
-      `--port=${port}`,
-      `--calls=${calls}`,
-      `--rounds=${rounds}`,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  if (!out.success) throw new Error(`${impl} client run failed`);
-  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
-}
-
 if (values.child) {
   console.log(JSON.stringify(await child(values.child as Impl, Number(values.port))));
 } else {
   const reps = Number(values.reps);
   const backend = await startBackend();
-  const results: Result[] = [];
+  const script = new URL(import.meta.url).pathname;
+  const args = [`--port=${backend.port}`, `--calls=${calls}`, `--rounds=${rounds}`];
+  let results: Result[];
   try {
-    for (let rep = 0; rep < reps; rep++) {
-      const order: Impl[] = rep % 2 === 0 ? ["new", "old"] : ["old", "new"];
-      for (const impl of order) {
-        const r = await runChild(impl, backend.port);
-        results.push(r);
-        console.log(
-          `rep ${rep + 1} ${impl}: ${r.calls} calls in ${r.ms.toFixed(0)} ms ` +
-            `(${(r.calls / r.ms * 1000).toFixed(0)} calls/s, client CPU ${r.cpuMs} ms, ` +
-            `${r.failures} failed)`,
-        );
-      }
-    }
+    results = await alternate(reps, ["new", "old"], (impl) => runChild(impl, script, args));
   } finally {
     await backend.stop();
   }

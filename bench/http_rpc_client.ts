@@ -14,7 +14,7 @@
  * the repetitions and the ratio is native / fetch (below 1 = the native client is cheaper).
  */
 import { parseArgs } from "node:util";
-import { type ChildResult, cpuMs, medianOf } from "./client_runs.ts";
+import { alternate, type ChildResult, measureBursts, medianOf, runChild } from "./client_runs.ts";
 import { startRpcBackend } from "./servers.ts";
 import { HttpRpcClient } from "../src/rpc/http_rpc_client.ts";
 
@@ -35,48 +35,9 @@ type Impl = "native" | "fetch";
 
 type Result = ChildResult<Impl>;
 
-async function child(impl: Impl, url: string): Promise<Result> {
+function child(impl: Impl, url: string): Promise<Result> {
   const client = new HttpRpcClient({ url, secret: "", requestTimeout: 30_000, transport: impl });
-  const env = { url: "http://bench/cable", headers: { cookie: "session=bench" } };
-  let failures = 0;
-  const burst = () =>
-    Promise.all(
-      Array.from({ length: calls }, (_, i) =>
-        client.connect({ env }, { sid: `s${i}` }).then((r) => {
-          if (r.status !== 1) failures++;
-        }, () => {
-          failures++;
-        })),
-    );
-  for (let i = 0; i < 20; i++) await burst(); // warm-up: connections, JIT
-  failures = 0;
-  const cpu0 = cpuMs();
-  const t0 = performance.now();
-  for (let r = 0; r < rounds; r++) await burst();
-  const ms = performance.now() - t0;
-  const cpu = cpuMs() - cpu0;
-  await client.close();
-  return { impl, ms, cpuMs: cpu, calls: calls * rounds, failures };
-}
-
-async function runChild(impl: Impl, url: string): Promise<Result> {
-  const argv = [
-    Deno.execPath(),
-    "run",
-    "-A",
-    new URL(import.meta.url).pathname,
-    `--child=${impl}`,
-    `--url=${url}`,
-    `--calls=${calls}`,
-    `--rounds=${rounds}`,
-  ];
-  const out = await new Deno.Command("taskset", {
-    args: ["-c", "1", ...argv],
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  if (!out.success) throw new Error(`${impl} client run failed`);
-  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
+  return measureBursts(impl, client, { calls, rounds, warmups: 20 });
 }
 
 if (values.child) {
@@ -85,20 +46,11 @@ if (values.child) {
   const reps = Number(values.reps);
   const backend = await startRpcBackend(0, "http-rpc-client-backend");
   const url = `http://127.0.0.1:${backend.port}/_anycable`;
-  const results: Result[] = [];
+  const script = new URL(import.meta.url).pathname;
+  const args = [`--url=${url}`, `--calls=${calls}`, `--rounds=${rounds}`];
+  let results: Result[];
   try {
-    for (let rep = 0; rep < reps; rep++) {
-      const order: Impl[] = rep % 2 === 0 ? ["native", "fetch"] : ["fetch", "native"];
-      for (const impl of order) {
-        const r = await runChild(impl, url);
-        results.push(r);
-        console.log(
-          `rep ${rep + 1} ${impl}: ${r.calls} calls in ${r.ms.toFixed(0)} ms ` +
-            `(${(r.calls / r.ms * 1000).toFixed(0)} calls/s, client CPU ${r.cpuMs} ms = ` +
-            `${(r.cpuMs * 1000 / r.calls).toFixed(1)} µs per call, ${r.failures} failed)`,
-        );
-      }
-    }
+    results = await alternate(reps, ["native", "fetch"], (impl) => runChild(impl, script, args, 1));
   } finally {
     await backend.stop();
   }
