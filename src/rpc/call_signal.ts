@@ -66,3 +66,21 @@ export function requestDeadline(
     ? undefined
     : new CallSignal(caller.signal, ms);
 }
+
+/**
+ * Runs one request under requestDeadline(caller, ms): `request` gets that deadline (undefined
+ * when the caller's own signal fires first) and the signal to pass on, and the deadline is
+ * released when the request settles.
+ */
+export async function withRequestDeadline<T>(
+  caller: { signal?: AbortSignal; deadline?: number },
+  ms: number,
+  request: (own: CallSignal | undefined, signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const own = requestDeadline(caller, ms);
+  try {
+    return await request(own, own?.signal ?? caller.signal!);
+  } finally {
+    own?.done();
+  }
+}

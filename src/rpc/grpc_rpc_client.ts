@@ -17,7 +17,7 @@
 import type { Logger } from "../logger/logger.ts";
 import { causeText } from "../util/cause_text.ts";
 import { VERSION } from "../version.ts";
-import { type CallSignal, requestDeadline } from "./call_signal.ts";
+import { type CallSignal, withRequestDeadline } from "./call_signal.ts";
 import { GrpcChannel, GrpcChannelClosedError } from "./grpc_channel.ts";
 import {
   decodeCommandResponse,
@@ -119,27 +119,18 @@ export class GrpcRpcClient implements RpcClient {
     await Promise.all(this.#channels.map((c) => c.close()));
   }
 
-  async #unary<T>(
+  #unary<T>(
     method: Method,
     body: Uint8Array,
     decode: (bytes: Uint8Array) => T,
     meta: CallMeta,
   ): Promise<T> {
     const name = method.toLowerCase();
-    const own = requestDeadline(meta, this.#timeout);
-    try {
-      return await this.#call(
-        method,
-        name,
-        body,
-        decode,
-        meta.sid,
-        own,
-        own?.signal ?? meta.signal!,
-      );
-    } finally {
-      own?.done();
-    }
+    return withRequestDeadline(
+      meta,
+      this.#timeout,
+      (own, signal) => this.#call(method, name, body, decode, meta.sid, own, signal),
+    );
   }
 
   async #call<T>(

@@ -44,7 +44,7 @@ import {
   RpcUnavailableError,
 } from "./rpc_client.ts";
 import { isTlsError } from "./rpc_tls.ts";
-import { type CallSignal, requestDeadline } from "./call_signal.ts";
+import { type CallSignal, withRequestDeadline } from "./call_signal.ts";
 
 export type GrpcWebMode = "binary" | "text";
 
@@ -111,27 +111,18 @@ export class GrpcWebRpcClient implements RpcClient {
     return Promise.resolve();
   }
 
-  async #unary<T>(
+  #unary<T>(
     method: Method,
     message: Uint8Array,
     decode: (bytes: Uint8Array) => T,
     meta: CallMeta,
   ): Promise<T> {
     const name = method.toLowerCase();
-    const own = requestDeadline(meta, this.#timeout);
-    try {
-      return await this.#call(
-        method,
-        name,
-        message,
-        decode,
-        meta,
-        own,
-        own?.signal ?? meta.signal!,
-      );
-    } finally {
-      own?.done();
-    }
+    return withRequestDeadline(
+      meta,
+      this.#timeout,
+      (own, signal) => this.#call(method, name, message, decode, meta, own, signal),
+    );
   }
 
   async #call<T>(
