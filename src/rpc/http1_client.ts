@@ -286,15 +286,20 @@ class Http1Connection {
   }
 
   async #more(): Promise<void> {
-    let ok: boolean;
+    if (!(await this.#fillBody())) {
+      throw new Http1ResponseError("the connection ended inside the response body");
+    }
+  }
+
+  /** #fill while reading a body: false at the end of the stream, a read error says where. */
+  async #fillBody(): Promise<boolean> {
     try {
-      ok = await this.#fill();
+      return await this.#fill();
     } catch (err) {
       throw new Http1ResponseError("the connection failed inside the response body", {
         cause: err,
       });
     }
-    if (!ok) throw new Http1ResponseError("the connection ended inside the response body");
   }
 
   async #readExactly(n: number): Promise<Uint8Array> {
@@ -346,15 +351,7 @@ class Http1Connection {
       if (this.#end - this.#start > maxBody) {
         throw new Http1TooLargeError(this.#end - this.#start, false);
       }
-      let more: boolean;
-      try {
-        more = await this.#fill();
-      } catch (err) {
-        throw new Http1ResponseError("the connection failed inside the response body", {
-          cause: err,
-        });
-      }
-      if (!more) break;
+      if (!(await this.#fillBody())) break;
     }
     const out = this.#buf.slice(this.#start, this.#end);
     this.#start = this.#end;
