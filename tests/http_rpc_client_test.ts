@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { startServer } from "./support/server.ts";
 import { WsClient } from "./support/ws_client.ts";
 import { freePort } from "./support/services.ts";
+import { lines } from "./support/lines.ts";
 
 /**
  * HTTP RPC under a backend crash, with both clients (`--rpc_http_client=native`, the default,
@@ -21,16 +22,10 @@ async function backend(port: number, calls: { method: string; sid: string }[]) {
   }).spawn();
   const listening = Promise.withResolvers<void>();
   (async () => {
-    let buf = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        const line = JSON.parse(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-        if (line.listening) listening.resolve();
-        else calls.push(line);
-      }
+    for await (const text of lines(child.stdout)) {
+      const line = JSON.parse(text);
+      if (line.listening) listening.resolve();
+      else calls.push(line);
     }
   })().catch(() => {});
   const timer = setTimeout(() => listening.reject(new Error("backend did not start")), 20_000);

@@ -4,6 +4,7 @@
  * SIGKILL, shut it down gracefully, restart it on the same port.
  */
 import { Inbox } from "./wait.ts";
+import { lines } from "./lines.ts";
 
 const SCRIPT = new URL("./grpc_fault_backend.mjs", import.meta.url).pathname;
 
@@ -70,15 +71,7 @@ export class FaultBackend {
     this.#writer = this.#child.stdin.getWriter();
     const events = this.#events;
     (async () => {
-      let buf = "";
-      for await (const chunk of this.#child.stdout.pipeThrough(new TextDecoderStream())) {
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf("\n")) >= 0) {
-          events.push(JSON.parse(buf.slice(0, i)));
-          buf = buf.slice(i + 1);
-        }
-      }
+      for await (const line of lines(this.#child.stdout)) events.push(JSON.parse(line));
       events.wake();
     })().catch(() => events.wake());
     await events.waitFor((es) => es.some((e) => e.event === "listening"), 15000, "fault backend");

@@ -3,6 +3,7 @@
  * Deno process and collects the calls it prints.
  */
 import { Inbox } from "./wait.ts";
+import { lines } from "./lines.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const MAIN = new URL("./grpc_web_backend_main.ts", import.meta.url).pathname;
@@ -58,25 +59,18 @@ export class GrpcWebBackend {
     const backend = new GrpcWebBackend(child, opts.tls ? "https" : "http");
     const ready = Promise.withResolvers<void>();
     (async () => {
-      let buf = "";
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          let value: Record<string, unknown>;
-          try {
-            value = JSON.parse(line);
-          } catch {
-            continue;
-          }
-          if (value.ready) {
-            backend.port = value.port as number;
-            backend.textPort = value.textPort as number;
-            ready.resolve();
-          } else backend.#inbox.push(value as unknown as GrpcWebCall);
+      for await (const line of lines(child.stdout)) {
+        let value: Record<string, unknown>;
+        try {
+          value = JSON.parse(line);
+        } catch {
+          continue;
         }
+        if (value.ready) {
+          backend.port = value.port as number;
+          backend.textPort = value.textPort as number;
+          ready.resolve();
+        } else backend.#inbox.push(value as unknown as GrpcWebCall);
       }
       ready.reject(new Error("gRPC-web backend exited before it was ready"));
     })();

@@ -1,5 +1,7 @@
 /** Runs `main.ts` as a child process and reads its JSON log lines. */
 
+import { lines as textLines } from "./lines.ts";
+
 const ROOT = new URL("../../", import.meta.url).pathname;
 
 export interface ServerProcess {
@@ -27,20 +29,13 @@ export async function spawnServer(
   const lines: Array<Record<string, unknown>> = [];
   const waiters: Array<() => void> = [];
   (async () => {
-    let buf = "";
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          lines.push(JSON.parse(line));
-        } catch {
-          lines.push({ msg: line });
-        }
-        for (const w of waiters.splice(0)) w();
+    for await (const line of textLines(child.stderr)) {
+      try {
+        lines.push(JSON.parse(line));
+      } catch {
+        lines.push({ msg: line });
       }
+      for (const w of waiters.splice(0)) w();
     }
   })();
   const exited = child.status.then((s) => s.code);
