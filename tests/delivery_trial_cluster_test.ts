@@ -7,58 +7,21 @@
 import assert from "node:assert/strict";
 import { httpPublish, startNodes, stopNodes } from "./support/cluster.ts";
 import { CutProxy } from "./support/cut_proxy.ts";
-import { runTrial, type TrialResult } from "./support/delivery_trial.ts";
+import { runTrial } from "./support/delivery_trial.ts";
+import { assertClean, batch, HISTORY, SIZE, twoNodeTrial } from "./support/trial_runs.ts";
 import { hasNats, hasRedis, startNats, startRedis } from "./support/services.ts";
 
-const HISTORY = ["--history_limit=5000", "--history_ttl=600"];
-const SIZE = { clients: 50, messages: 2000, rate: 250, cuts: 105, batch: 5 };
-
-const batch = (data: string[]) => data.map((d) => ({ stream: "trial", data: d }));
-
-function assertClean(r: TrialResult): void {
-  assert.ok(r.clients >= 50 && r.cuts >= 100 && r.messages >= 2000, JSON.stringify(r));
-  assert.deepEqual(
-    { missing: r.missing, duplicated: r.duplicated, reordered: r.reordered },
-    { missing: 0, duplicated: 0, reordered: 0 },
-    r.detail,
-  );
-}
-
 const redis = hasRedis();
-
-/** Two nodes on `service` behind cut proxies, publications alternating between them. */
-async function twoNodeTrial(
-  name: string,
-  service: { stop(): Promise<void> },
-  brokerFlags: string[],
-): Promise<void> {
-  const nodes = await startNodes(2, [...brokerFlags, ...HISTORY]);
-  const proxies = nodes.map((n) => new CutProxy(n.port));
-  try {
-    const result = await runTrial({
-      name,
-      ...SIZE,
-      proxies,
-      publish: async (first, data) =>
-        await httpPublish(nodes[first % 2].port, JSON.stringify(batch(data))) === 201,
-    });
-    assertClean(result);
-  } finally {
-    for (const p of proxies) p.close();
-    await stopNodes(nodes);
-    await service.stop();
-  }
-}
 
 Deno.test({
   name: "randomized cuts, Redis broker with two nodes: once, in order",
   ignore: !redis,
   async fn() {
     const service = await startRedis();
-    await twoNodeTrial("redis broker, two nodes", service, [
+    await twoNodeTrial("redis broker, two nodes", [
       "--broker=redis",
       `--redis_url=${service.url}`,
-    ]);
+    ], () => service.stop());
   },
 });
 
@@ -109,9 +72,9 @@ Deno.test({
   ignore: !hasNats(),
   async fn() {
     const service = await startNats({ jetstream: true });
-    await twoNodeTrial("nats broker, two nodes", service, [
+    await twoNodeTrial("nats broker, two nodes", [
       "--broker=nats",
       `--nats_servers=${service.url}`,
-    ]);
+    ], () => service.stop());
   },
 });
