@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { BrokerOptions } from "../src/broker/broker.ts";
 import { KvBroker } from "../src/broker/kv_broker.ts";
 import { brokerSuite } from "./broker_suite.ts";
+import { lines } from "./support/lines.ts";
 
 const OPTS: BrokerOptions = {
   historyLimit: 100,
@@ -86,20 +87,6 @@ Deno.test("kv broker: a given kv is shared, left open, and prefixes are isolated
     kv.close();
   }
 });
-
-/** Lines of a child's stdout, as an async iterator that can be resumed. */
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buffered = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buffered += chunk;
-    let nl;
-    while ((nl = buffered.indexOf("\n")) >= 0) {
-      yield buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-    }
-  }
-  if (buffered) yield buffered;
-}
 
 Deno.test("kv broker: two processes on one file share the epoch and never reuse an offset", async () => {
   const dir = await Deno.makeTempDir({ prefix: "cableway_kv_" });

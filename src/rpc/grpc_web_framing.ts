@@ -5,6 +5,7 @@
  * base64 chunks one after the other.
  */
 import { MAX_MESSAGE_BYTES } from "./grpc_framing.ts";
+import { concatBytes } from "../util/concat_bytes.ts";
 
 const PREFIX = 5;
 const TRAILER_FLAG = 0x80;
@@ -109,11 +110,5 @@ export function decodeBase64Chunks(text: string): Uint8Array {
     parts.push(bytes);
     total += bytes.length;
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts, total);
 }

@@ -1,4 +1,4 @@
-/** The complete lines of a child process's output as they arrive (a last line without "\n" is dropped). */
+/** The lines of a child process's output as they arrive (a last line without "\n" at the end). */
 export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   let buf = "";
   for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
@@ -9,4 +9,5 @@ export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator
       buf = buf.slice(i + 1);
     }
   }
+  if (buf) yield buf;
 }
