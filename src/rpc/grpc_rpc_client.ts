@@ -52,9 +52,6 @@ import {
   RpcUnavailableError,
 } from "./rpc_client.ts";
 
-/** Header values written byte for byte (printable ASCII). */
-const ASCII = /^[\x20-\x7e]*$/;
-
 export interface GrpcRpcClientOptions {
   /** `host:port`, `dns:///host:port` or `grpc-list://h1:p1,h2:p2`. */
   host: string;
@@ -229,7 +226,6 @@ export class GrpcRpcClient implements RpcClient {
     }
   }
 
-  /** The error for a call whose stream or connection failed before a complete answer. */
   /**
    * The request's header block: the fields every call to this endpoint and method repeats,
    * encoded once (literals without indexing do not depend on the connection), then `sid`.
@@ -253,28 +249,10 @@ export class GrpcRpcClient implements RpcClient {
       ]).slice();
       this.#fixedHeaders.set(key, fixed);
     }
-    // Then `sid`, a literal without indexing with a new name, written in place when the id
-    // is short ASCII (always, for ids Cableway makes): no field list, no second buffer.
-    if (sid.length > 126 || !ASCII.test(sid)) {
-      const own = encodeHeaders([["sid", sid]]);
-      const block = new Uint8Array(fixed.length + own.length);
-      block.set(fixed);
-      block.set(own, fixed.length);
-      return block;
-    }
-    const block = new Uint8Array(fixed.length + 6 + sid.length);
-    block.set(fixed);
-    let at = fixed.length;
-    block[at++] = 0x00;
-    block[at++] = 3;
-    block[at++] = 0x73; // s
-    block[at++] = 0x69; // i
-    block[at++] = 0x64; // d
-    block[at++] = sid.length;
-    for (let i = 0; i < sid.length; i++) block[at++] = sid.charCodeAt(i);
-    return block;
+    return encodeHeaders([["sid", sid]], fixed);
   }
 
+  /** The error for a call whose stream or connection failed before a complete answer. */
   #transportError(name: string, backend: string, err: unknown): Error {
     if (err instanceof H2StreamError) {
       if (err.local) {

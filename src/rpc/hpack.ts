@@ -317,15 +317,24 @@ export class HpackDecoder {
 
 /**
  * Encodes a header list as literals without indexing (RFC 7541 §6.2.2), using a static-table
- * name index where one exists. Names must be lowercase.
+ * name index where one exists. Names must be lowercase. With `prefix` (a block encoded the same
+ * way, such as the fields every request repeats), the result is that block followed by these
+ * fields, in one buffer.
  */
-export function encodeHeaders(fields: readonly HeaderField[]): Uint8Array {
+export function encodeHeaders(
+  fields: readonly HeaderField[],
+  prefix?: Uint8Array,
+): Uint8Array {
   // Written into one buffer of the largest size the block can take: per field an index and
   // two lengths (at most 5 bytes each below 2^28) and at most 3 bytes per UTF-16 unit.
-  let max = 0;
+  let max = prefix?.length ?? 0;
   for (const [name, value] of fields) max += 16 + 3 * (name.length + value.length);
   const out = new Uint8Array(max);
   let at = 0;
+  if (prefix) {
+    out.set(prefix);
+    at = prefix.length;
+  }
   const int = (value: number, prefix: number, flags: number) => {
     const mask = (1 << prefix) - 1;
     if (value < mask) {

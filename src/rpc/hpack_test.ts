@@ -119,3 +119,13 @@ Deno.test("HPACK: long literal values decode whole, one char per octet", () => {
   const block = new Uint8Array([0x00, 1, 0x61, 3, 0x41, 0xe9, 0xff]);
   assert.deepEqual(new HpackDecoder().decode(block), [["a", "A\u00e9\u00ff"]]);
 });
+
+Deno.test("HPACK: encodeHeaders after a prefix block gives both lists in one block", () => {
+  const fixed = encodeHeaders([[":method", "POST"], ["content-type", "application/grpc"]]);
+  const block = encodeHeaders([["sid", "abc"]], fixed);
+  assert.deepEqual(new HpackDecoder().decode(block), [
+    [":method", "POST"],
+    ["content-type", "application/grpc"],
+    ["sid", "abc"],
+  ]);
+});
