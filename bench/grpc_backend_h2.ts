@@ -42,6 +42,7 @@ import {
   readFrameHeader,
   Setting,
 } from "../src/rpc/h2_frames.ts";
+import { concatBytes } from "../src/util/concat_bytes.ts";
 
 const arg = (name: string, fallback: number) => {
   const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
@@ -161,14 +162,14 @@ async function serveConnection(conn: Deno.TcpConn): Promise<void> {
       );
       return;
     }
-    const req = s.body.length === 1 ? s.body[0] : concat(s.body, s.size);
+    const req = concatBytes(s.body, s.size);
     const message = route(
       req.subarray(5, 5 + new DataView(req.buffer, req.byteOffset).getUint32(1)),
     );
     const data = new Uint8Array(5 + message.length);
     new DataView(data.buffer).setUint32(1, message.length);
     data.set(message, 5);
-    const frames = concat([
+    const frames = concatBytes([
       encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, id, RESPONSE_HEADERS),
       encodeFrame(FrameType.DATA, 0, id, data),
       encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, TRAILERS_OK),
@@ -229,7 +230,7 @@ async function serveConnection(conn: Deno.TcpConn): Promise<void> {
         if (flags & Flag.END_HEADERS) {
           const { id: hid, parts, endStream } = headerBlock;
           headerBlock = undefined;
-          onHeaders(hid, concat(parts), endStream);
+          onHeaders(hid, concatBytes(parts), endStream);
         }
         return;
       }
@@ -261,7 +262,7 @@ async function serveConnection(conn: Deno.TcpConn): Promise<void> {
   };
 
   const flush = async () => {
-    const bytes = out.length === 1 ? out[0] : concat(out);
+    const bytes = concatBytes(out);
     out = [];
     for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
   };
@@ -271,7 +272,7 @@ async function serveConnection(conn: Deno.TcpConn): Promise<void> {
       if (out.length) await flush();
       const n = await conn.read(chunk);
       if (n === null) return;
-      buf = buf.length ? concat([buf, chunk.subarray(0, n)]) : chunk.slice(0, n);
+      buf = buf.length ? concatBytes([buf, chunk.subarray(0, n)]) : chunk.slice(0, n);
       let at = 0;
       if (!prefaceSeen) {
         if (buf.length < PREFACE.length) continue;
@@ -303,16 +304,6 @@ async function serveConnection(conn: Deno.TcpConn): Promise<void> {
       // already closed
     }
   }
-}
-
-function concat(parts: Uint8Array[], size?: number): Uint8Array {
-  const all = new Uint8Array(size ?? parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return all;
 }
 
 const listener = Deno.listen({ hostname: "127.0.0.1", port: grpcPort });

@@ -435,9 +435,10 @@ export class H2Connection {
 
   // ---- output ---------------------------------------------------------------------------
 
-  #send(frame: Uint8Array): void {
+  /** Queues bytes for the next coalesced write. */
+  #send(...bytes: Uint8Array[]): void {
     if (this.#closedError) return;
-    this.#out.push(frame);
+    this.#out.push(...bytes);
     if (!this.#writing && this.#conn) this.#flush();
   }
 
@@ -447,9 +448,7 @@ export class H2Connection {
    * block and body).
    */
   #sendParts(type: number, flags: number, streamId: number, payload: Uint8Array): void {
-    if (this.#closedError) return;
-    this.#out.push(frameHeader(type, flags, streamId, payload.length), payload);
-    if (!this.#writing && this.#conn) this.#flush();
+    this.#send(frameHeader(type, flags, streamId, payload.length), payload);
   }
 
   /** Writes queued frames in order, coalescing everything queued in the same tick. */
