@@ -85,6 +85,7 @@ static int opt_gap_us = 20000;
 static int opt_pad = 0;
 static double opt_slow_frac = 0;
 static int opt_duration_ms = 0;       /* stop sending new broadcasts after this (0 = no limit) */
+static int opt_warmup_ms = 0;         /* broadcast this long before measuring the run (0 = none) */
 static int opt_concurrency = 500;
 static int opt_timeout_ms = 120000;   /* hard deadline for the whole run */
 static int opt_bc_timeout_ms = 10000; /* a broadcast not fully delivered by then is given up */
@@ -1036,6 +1037,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: client --port=P [--n=N] [--streams=S] [--prefix=bench_s] [--broadcasts=M]\n"
           "  [--window=W] [--pipeline=K] [--warmup=K] [--gap-us=G] [--pad=BYTES] [--slow-frac=F] [--duration-ms=D]\n"
+          "  [--warmup-ms=W]\n"
           "  [--tail-from=K]\n"
           "  [--concurrency=C] [--timeout-ms=T] [--proto=actioncable-v1-json] [--hold]\n"
           "  [--cpu=K] [--server-pid=PID] [--history=R] [--history-msgs=H] [--path=/cable]\n"
@@ -1070,6 +1072,7 @@ static void parse_args(int argc, char **argv) {
     INT("gap-us", opt_gap_us);
     INT("pad", opt_pad);
     INT("duration-ms", opt_duration_ms);
+    INT("warmup-ms", opt_warmup_ms);
     INT("concurrency", opt_concurrency);
     INT("timeout-ms", opt_timeout_ms);
     INT("bc-timeout-ms", opt_bc_timeout_ms);
@@ -1214,7 +1217,10 @@ int main(int argc, char **argv) {
       acpu2 = aux_cpu_seconds();
       t_run0 = now_ns();
       next_send_at = t_run0;
-      int64_t stop_sending_at = opt_duration_ms > 0 ? t_run0 + (int64_t)opt_duration_ms * 1000000ll
+      /* --warmup-ms: broadcast that long first, then start the measured run (and its clock) */
+      int64_t warm_until = opt_warmup_ms > 0 ? t_run0 + (int64_t)opt_warmup_ms * 1000000ll : -1;
+      int64_t stop_sending_at = opt_duration_ms > 0 ? t_run0 + (int64_t)opt_duration_ms * 1000000ll +
+                                                          (warm_until > 0 ? warm_until - t_run0 : 0)
                                                     : INT64_MAX;
       int64_t last_sweep = 0;
       int sweep_from = 0;
@@ -1223,6 +1229,21 @@ int main(int argc, char **argv) {
         if (now >= deadline) {
           set_error("run deadline reached");
           break;
+        }
+        if (warm_until > 0 && now >= warm_until) {
+          /* the measured run starts here: counts, latencies and CPU from now on; broadcasts
+           * sent during the warm-up are left out of the latency figures */
+          warm_until = -1;
+          if (bc_next > opt_warmup) opt_warmup = bc_next;
+          deliveries = 0;
+          memset(hist, 0, sizeof hist);
+          hist_n = 0;
+          first_send_ns = now;
+          cpu2 = cpu_seconds();
+          scpu2 = server_cpu_seconds();
+          mcpu2 = machine_cpu_seconds(&st2);
+          acpu2 = aux_cpu_seconds();
+          t_run0 = now;
         }
         int may_send = bc_next < opt_broadcasts && now < stop_sending_at;
         if (may_send && pub.inflight < opt_pipeline && bc_open < opt_window && now >= next_send_at) {

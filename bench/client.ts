@@ -98,6 +98,8 @@ export interface ClientOptions {
   /** Also report the last-client latency of the broadcasts from this index on. */
   tailFrom?: number;
   durationMs?: number;
+  /** Broadcast this long before the measured run starts (its counts, latencies and CPU). */
+  warmupMs?: number;
   concurrency?: number;
   timeoutMs?: number;
   proto?: string;
@@ -149,6 +151,7 @@ function flags(o: ClientOptions): string[] {
     "slow-frac": o.slowFrac,
     "tail-from": o.tailFrom,
     "duration-ms": o.durationMs,
+    "warmup-ms": o.warmupMs,
     concurrency: o.concurrency,
     "timeout-ms": o.timeoutMs,
     proto: o.proto,

@@ -148,6 +148,12 @@ export function check(r: ClientResult, opts: { broadcasts: boolean; storm?: bool
   return issues;
 }
 
+/**
+ * The streams scenario's raw runs with `--pings` carry the variant `<streams variant>` + this
+ * (a variant of their own, like the storm's "welcome").
+ */
+export const PINGS_VARIANT = ", with pings";
+
 /** Raw first on even steps, Cableway first on odd ones. */
 export function order(impls: Impl[], step: number): Impl[] {
   return step % 2 === 0 ? impls : [...impls].reverse();

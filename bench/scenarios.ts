@@ -24,6 +24,7 @@ import {
   type Measurement,
   memoryOf,
   order,
+  PINGS_VARIANT,
   SERVER_CPU,
   type Sidecar,
   sleep,
@@ -62,12 +63,13 @@ async function latency(ctx: Context): Promise<void> {
 function throughputOpts(
   s: RunningServer,
   n: number,
-  t: { durationMs: number; window: number; pipeline: number },
+  t: { durationMs: number; warmupMs: number; window: number; pipeline: number },
 ): ClientOptions {
   return {
     ...base(s, n),
     broadcasts: 1_000_000,
     durationMs: t.durationMs,
+    warmupMs: t.warmupMs,
     window: t.window,
     pipeline: t.pipeline,
     gapUs: 0,
@@ -157,7 +159,7 @@ async function storm(ctx: Context): Promise<void> {
   const t = ctx.tier.storm;
   const welcome = ctx.impls.includes("raw");
   for (const [i, n] of t.sizes.entries()) {
-    for (let rep = 0; rep < ctx.tier.reps; rep++) {
+    for (let rep = 0; rep < repsOf(ctx, t); rep++) {
       const runs: { impl: Impl; variant?: string }[] = order(ctx.impls, i + rep).map((impl) => ({
         impl,
       }));
@@ -262,7 +264,7 @@ async function rpcstorm(ctx: Context): Promise<void> {
     else runs.push({ impl: "cableway", variant: "grpc" });
   }
   for (const [i, n] of t.sizes.entries()) {
-    for (let rep = 0; rep < ctx.tier.reps; rep++) {
+    for (let rep = 0; rep < repsOf(ctx, t); rep++) {
       // raw, Cableway over HTTP, Cableway over gRPC; the order flips every step
       for (const { impl, variant } of (i + rep) % 2 === 0 ? runs : [...runs].reverse()) {
         await measure(ctx, {
@@ -300,15 +302,33 @@ async function rpcstorm(ctx: Context): Promise<void> {
   }
 }
 
+/**
+ * Many streams. Next to raw and Cableway, the raw server with `--pings` (which pings every socket
+ * every 3 s, spread by open time, as every Action Cable server must) shows what those frames cost
+ * a broadcast load: the floor a protocol-conformant server cannot go below.
+ */
 async function streams(ctx: Context): Promise<void> {
   const t = ctx.tier.streams;
+  const pings = ctx.impls.includes("raw");
   for (const [i, v] of t.variants.entries()) {
-    for (let rep = 0; rep < ctx.tier.reps; rep++) {
-      for (const impl of order(ctx.impls, i + rep)) {
+    for (let rep = 0; rep < repsOf(ctx, t); rep++) {
+      const variant = `${v.streams} streams`;
+      const runs: { impl: Impl; variant: string; flags?: string[] }[] = order(ctx.impls, i + rep)
+        .map((impl) => ({ impl, variant }));
+      // the pings run goes first on odd steps and last on even ones
+      if (pings) {
+        const p = {
+          impl: "raw" as Impl,
+          variant: `${variant}${PINGS_VARIANT}`,
+          flags: ["--pings"],
+        };
+        if ((i + rep) % 2 === 1) runs.unshift(p);
+        else runs.push(p);
+      }
+      for (const run of runs) {
         await measure(ctx, {
           scenario: "streams",
-          impl,
-          variant: `${v.streams} streams`,
+          ...run,
           n: v.n,
           rep,
           broadcasts: true,
