@@ -82,12 +82,7 @@ async function subscribeWith(
   let res: CommandResult;
   try {
     res = await node.deps.controller.subscribe(
-      {
-        sid: session.sid,
-        env: session.callEnv(),
-        identifiers: session.identifiers,
-        signal: session.signal,
-      },
+      session.callContext(),
       identifier,
     );
   } catch (err) {
@@ -124,12 +119,7 @@ export async function unsubscribe(
   let res: CommandResult;
   try {
     res = await node.deps.controller.unsubscribe(
-      {
-        sid: session.sid,
-        env: session.callEnv(identifier),
-        identifiers: session.identifiers,
-        signal: session.signal,
-      },
+      session.callContext(identifier),
       identifier,
     );
   } catch (err) {
@@ -165,12 +155,7 @@ export async function perform(node: Node, session: Session, cmd: ClientCommand):
   let res: CommandResult;
   try {
     res = await node.deps.controller.perform(
-      {
-        sid: session.sid,
-        env: session.callEnv(identifier),
-        identifiers: session.identifiers,
-        signal: session.signal,
-      },
+      session.callContext(identifier),
       identifier,
       cmd.data,
     );

@@ -6,6 +6,7 @@ import type { Reply } from "../protocol/messages.ts";
 import type { Env } from "../rpc/rpc_client.ts";
 import { CLOSE_NORMAL, type Connection } from "../transport/connection.ts";
 import { utf8Length } from "../util/utf8_length.ts";
+import type { CallContext } from "./controller.ts";
 import type { WriteWatchdog } from "./write_watchdog.ts";
 
 /** The last stream position delivered to one subscription (mutated in place). */
@@ -513,6 +514,14 @@ export class Session implements Subscriber {
   }
 
   /** Context for controller calls; `istate` only for one subscription. */
+  /**
+   * What a controller call from this session knows (`env` as callEnv makes it). Its signal is
+   * made when read: an RPC client reads it, a subscription the server handles itself does not.
+   */
+  callContext(identifier?: string): CallContext {
+    return new SessionCall(this, this.callEnv(identifier));
+  }
+
   callEnv(identifier?: string): Env {
     const env: Env = { url: this.env.url, headers: this.env.headers, cstate: { ...this.cstate } };
     if (identifier !== undefined) {
@@ -520,6 +529,25 @@ export class Session implements Subscriber {
       if (sub) env.istate = { ...sub.istate };
     }
     return env;
+  }
+}
+
+/** A session's CallContext (see Session.callContext). */
+class SessionCall implements CallContext {
+  readonly sid: string;
+  readonly env: Env;
+  readonly identifiers?: string;
+  readonly #session: Session;
+
+  constructor(session: Session, env: Env) {
+    this.sid = session.sid;
+    this.env = env;
+    this.identifiers = session.identifiers;
+    this.#session = session;
+  }
+
+  get signal(): AbortSignal {
+    return this.#session.signal;
   }
 }
 
