@@ -40,17 +40,19 @@ export function handleWebSocket(
   opts: WsOptions,
 ): Response {
   if (node.shuttingDown) return new Response("shutting down\n", { status: 503 });
-  if (!originAllowed(req.headers.get("origin"), opts.allowedOrigins)) {
-    opts.logger.warn("websocket origin rejected", { origin: req.headers.get("origin") });
+  // The request is unusable after the upgrade: copy what the session needs first (one read of
+  // each header; the origin and the offer are read from the copy). It is dropped once the
+  // session exists, so idle sockets do not keep request headers alive.
+  const headers = node.copyHeaders(req.headers);
+  if (!originAllowed(headers.get("origin"), opts.allowedOrigins)) {
+    opts.logger.warn("websocket origin rejected", { origin: headers.get("origin") });
     return new Response("origin not allowed\n", { status: 403 });
   }
-  // The request is unusable after the upgrade: copy what the session needs first. It is
-  // dropped once the session exists, so idle sockets do not keep request headers alive.
-  const offer = req.headers.get("sec-websocket-protocol");
+  const offer = headers.get("sec-websocket-protocol");
   const protocol = negotiateProtocol(offer);
   const binding = new WsBinding(node, opts, {
     url: req.url,
-    headers: node.copyHeaders(req.headers),
+    headers,
     remoteAddr,
     protocol,
     transport: "ws",
