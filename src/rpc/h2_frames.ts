@@ -81,7 +81,25 @@ export function readFrameHeader(buf: Uint8Array, at: number): FrameHeader {
   };
 }
 
-/** One frame: header + payload in a fresh buffer. */
+/** Writes a frame's 9-byte header at the start of `out`. */
+function writeFrameHeader(
+  out: Uint8Array,
+  type: number,
+  flags: number,
+  streamId: number,
+  length: number,
+): void {
+  out[0] = (length >>> 16) & 0xff;
+  out[1] = (length >>> 8) & 0xff;
+  out[2] = length & 0xff;
+  out[3] = type;
+  out[4] = flags;
+  out[5] = (streamId >>> 24) & 0x7f;
+  out[6] = (streamId >>> 16) & 0xff;
+  out[7] = (streamId >>> 8) & 0xff;
+  out[8] = streamId & 0xff;
+}
+
 /** The 9-byte header of a frame whose payload is written after it (see encodeFrame). */
 export function frameHeader(
   type: number,
@@ -90,18 +108,11 @@ export function frameHeader(
   length: number,
 ): Uint8Array {
   const header = new Uint8Array(FRAME_HEADER);
-  header[0] = (length >>> 16) & 0xff;
-  header[1] = (length >>> 8) & 0xff;
-  header[2] = length & 0xff;
-  header[3] = type;
-  header[4] = flags;
-  header[5] = (streamId >>> 24) & 0x7f;
-  header[6] = (streamId >>> 16) & 0xff;
-  header[7] = (streamId >>> 8) & 0xff;
-  header[8] = streamId & 0xff;
+  writeFrameHeader(header, type, flags, streamId, length);
   return header;
 }
 
+/** One frame: header + payload in a fresh buffer. */
 export function encodeFrame(
   type: number,
   flags: number,
@@ -109,13 +120,7 @@ export function encodeFrame(
   payload: Uint8Array = new Uint8Array(0),
 ): Uint8Array {
   const frame = new Uint8Array(FRAME_HEADER + payload.length);
-  const n = payload.length;
-  frame[0] = (n >>> 16) & 0xff;
-  frame[1] = (n >>> 8) & 0xff;
-  frame[2] = n & 0xff;
-  frame[3] = type;
-  frame[4] = flags;
-  new DataView(frame.buffer).setUint32(5, streamId & 0x7fffffff);
+  writeFrameHeader(frame, type, flags, streamId, payload.length);
   frame.set(payload, FRAME_HEADER);
   return frame;
 }
