@@ -513,7 +513,6 @@ export class Session implements Subscriber {
     this.#closed?.(this);
   }
 
-  /** Context for controller calls; `istate` only for one subscription. */
   /**
    * What a controller call from this session knows (`env` as callEnv makes it). Its signal is
    * made when read: an RPC client reads it, a subscription the server handles itself does not.
@@ -522,6 +521,7 @@ export class Session implements Subscriber {
     return new SessionCall(this, this.callEnv(identifier));
   }
 
+  /** Context for controller calls; `istate` only for one subscription. */
   callEnv(identifier?: string): Env {
     const env: Env = { url: this.env.url, headers: this.env.headers, cstate: { ...this.cstate } };
     if (identifier !== undefined) {

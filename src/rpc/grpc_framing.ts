@@ -25,9 +25,9 @@ export function encodeGrpcFrame(message: Uint8Array): Uint8Array {
   return frame;
 }
 
-/** Accumulates DATA chunks and splits them into messages. */
 const EMPTY = new Uint8Array(0);
 
+/** Accumulates DATA chunks and splits them into messages. */
 export class GrpcFrameReader {
   readonly messages: Uint8Array[] = [];
   #buf = EMPTY;
