@@ -1,5 +1,5 @@
 import type { Logger } from "../logger/logger.ts";
-import { readBodyLimited } from "../transport/request_body.ts";
+import { declaredSize, discardBody, readBodyLimited } from "../transport/request_body.ts";
 import { timingSafeEqual } from "../util/secrets.ts";
 import {
   type Broadcaster,
@@ -51,15 +51,15 @@ export class HttpBroadcaster implements Broadcaster {
     }
     const handler = this.#handler;
     if (!handler) return jsonError(503, "shutting down");
-    const length = req.headers.get("content-length");
-    // A declared length is all HTTP framing delivers: Request.json() then takes the body as
-    // text straight from the runtime (text() would copy it into a buffer and decode that,
-    // one ArrayBuffer per publication for the young-generation GC to sweep).
-    if (length !== null && DIGITS.test(length)) {
-      if (Number(length) > this.#opts.maxBodySize) {
-        await req.body?.cancel().catch(() => {});
-        return this.#tooLarge();
-      }
+    const size = declaredSize(req, this.#opts.maxBodySize);
+    if (size === "too large") {
+      await discardBody(req);
+      return this.#tooLarge();
+    }
+    // With an exact length, Request.json() takes the body as text straight from the runtime
+    // (text() would copy it into a buffer and decode that, one ArrayBuffer per publication for
+    // the young-generation GC to sweep).
+    if (size === "exact") {
       let value: unknown;
       try {
         value = await req.json();
@@ -111,8 +111,6 @@ export class HttpBroadcaster implements Broadcaster {
 }
 
 const created = () => new Response(null, { status: 201 });
-
-const DIGITS = /^\d+$/;
 
 function jsonError(status: number, error: string): Response {
   return Response.json({ error }, { status });
