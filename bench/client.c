@@ -1094,7 +1094,8 @@ static void parse_args(int argc, char **argv) {
     usage();
   }
   if (opt_port <= 0 || opt_n < 1 || opt_streams < 1 || opt_window < 1 || opt_concurrency < 1 ||
-      opt_pad < 0 || opt_pad > 1000000 || opt_src_addrs < 0 || opt_src_addrs > 250)
+      opt_pad < 0 || opt_pad > 1000000 || opt_src_addrs < 0 || opt_src_addrs > 250 ||
+      opt_warmup_ms < 0)
     usage();
   if (!opt_bport) opt_bport = opt_port;
   if (opt_streams > opt_n) opt_streams = opt_n;
@@ -1219,9 +1220,9 @@ int main(int argc, char **argv) {
       next_send_at = t_run0;
       /* --warmup-ms: broadcast that long first, then start the measured run (and its clock) */
       int64_t warm_until = opt_warmup_ms > 0 ? t_run0 + (int64_t)opt_warmup_ms * 1000000ll : -1;
-      int64_t stop_sending_at = opt_duration_ms > 0 ? t_run0 + (int64_t)opt_duration_ms * 1000000ll +
-                                                          (warm_until > 0 ? warm_until - t_run0 : 0)
-                                                    : INT64_MAX;
+      int64_t stop_sending_at =
+          opt_duration_ms > 0 ? t_run0 + (int64_t)(opt_warmup_ms + opt_duration_ms) * 1000000ll
+                              : INT64_MAX;
       int64_t last_sweep = 0;
       int sweep_from = 0;
       while (!stop_flag && pub.connected) {

@@ -285,23 +285,14 @@ export function buildRows(ms: Measurement[]): Row[] {
       const welcomed = scenario === "storm" ? select(ms, scenario, "raw", n, "welcome") : [];
       if (welcomed.length) {
         rows.push(
-          against(
+          ...floorRows(
             scenario,
-            `connect+subscribe rate, ${k(n)}: raw with a welcome frame (base) against Cableway`,
-            "/s",
-            (m) => m.result.connect_rate,
-            welcomed,
-            select(ms, scenario, "cableway", n, ""),
-          ),
-        );
-        rows.push(
-          against(
-            scenario,
-            `connect+subscribe rate, ${k(n)}: raw (base) against raw with a welcome frame`,
+            welcomeFloor(n),
             "/s",
             (m) => m.result.connect_rate,
             select(ms, scenario, "raw", n, ""),
             welcomed,
+            select(ms, scenario, "cableway", n, ""),
           ),
         );
       }
@@ -397,8 +388,7 @@ export function buildRows(ms: Measurement[]): Row[] {
     const cw = select(ms, "streams", "cableway", v.n, v.variant);
     for (const [q, unit, f] of STREAM_FIGURES) {
       rows.push(
-        against("streams", pingsFloorMetric(label, q), unit, f, pinged, cw, perOf(q)),
-        against("streams", pingsCostMetric(label, q), unit, f, plain, pinged, perOf(q)),
+        ...floorRows("streams", pingsFloor(label, q), unit, f, plain, pinged, cw, perOf(q)),
       );
     }
   }
@@ -542,10 +532,47 @@ const STREAM_FIGURES: [string, string, (m: Measurement) => number][] = [
   ["per-delivery p99", "ms", (m) => m.result.delivery_p99_us / 1000],
 ];
 const perOf = (q: string) => q === "deliveries/s" ? undefined : deliveryN;
-const pingsFloorMetric = (label: string, q: string) =>
-  `${label}: ${q}, raw with pings (base) against Cableway`;
-const pingsCostMetric = (label: string, q: string) =>
-  `${label}: ${q}, raw (base) against raw with pings`;
+
+/**
+ * A raw variant that also does what the protocol requires of every server (a welcome frame,
+ * pings): the floor a conformant server cannot go below. `cost` names the row of raw against
+ * it, `vs` the row of it against Cableway.
+ */
+interface Floor {
+  /** "a welcome frame", "pings" */
+  what: string;
+  cost: string;
+  vs: string;
+}
+
+const welcomeFloor = (n: number): Floor => ({
+  what: "a welcome frame",
+  cost: `connect+subscribe rate, ${k(n)}: raw (base) against raw with a welcome frame`,
+  vs: `connect+subscribe rate, ${k(n)}: raw with a welcome frame (base) against Cableway`,
+});
+
+const pingsFloor = (label: string, q: string): Floor => ({
+  what: "pings",
+  cost: `${label}: ${q}, raw (base) against raw with pings`,
+  vs: `${label}: ${q}, raw with pings (base) against Cableway`,
+});
+
+/** The floor's two rows: it against Cableway, raw against it. */
+function floorRows(
+  scenario: string,
+  floor: Floor,
+  unit: string,
+  f: (m: Measurement) => number,
+  raw: Measurement[],
+  floored: Measurement[],
+  cw: Measurement[],
+  per?: (m: Measurement) => number,
+): Row[] {
+  return [
+    against(scenario, floor.vs, unit, f, floored, cw, per),
+    against(scenario, floor.cost, unit, f, raw, floored, per),
+  ];
+}
 
 /** The streams variants measured (not the raw runs with pings), in order of size. */
 function streamVariants(ms: Measurement[]): { n: number; variant: string }[] {
@@ -572,6 +599,16 @@ export function buildTargets(
       : tier.name === "quick"
       ? "not in the quick tier (run --full)"
       : "not measured";
+  /** Notes on the target pushed last how the floor compares with raw, and Cableway with it. */
+  const noteFloor = (floor: Floor) => {
+    const cost = find(floor.cost)?.ratio;
+    const vs = find(floor.vs)?.ratio;
+    const t = targets[targets.length - 1];
+    if (cost === undefined || vs === undefined || t.note) return;
+    t.note = `raw with ${floor.what}: ${cost.toFixed(2)}× raw; Cableway: ${
+      vs.toFixed(2)
+    }× raw with ${floor.what}`;
+  };
   const ratio = (name: string, metric: string, op: "<=" | ">=", limit: number, sc: string) => {
     const r = find(metric);
     const v = r?.ratio;
@@ -646,18 +683,7 @@ export function buildTargets(
         sc,
       );
       // the welcome frame's share: what a protocol-conformant server cannot save
-      const floor = find(
-        `connect+subscribe rate, ${k(n)}: raw (base) against raw with a welcome frame`,
-      );
-      const vsFloor = find(
-        `connect+subscribe rate, ${k(n)}: raw with a welcome frame (base) against Cableway`,
-      );
-      const t = targets[targets.length - 1];
-      if (sc === "storm" && floor?.ratio !== undefined && vsFloor?.ratio !== undefined && !t.note) {
-        t.note = `raw with a welcome frame: ${floor.ratio.toFixed(2)}× raw; Cableway: ${
-          vsFloor.ratio.toFixed(2)
-        }× raw with a welcome frame`;
-      }
+      if (sc === "storm") noteFloor(welcomeFloor(n));
       const f = find(`connect failures${label}, ${k(n)}`)!;
       targets.push({
         name: `connect failures${label} (${k(n)})`,
@@ -713,24 +739,11 @@ export function buildTargets(
   }
   for (const v of variants) {
     const label = `${k(v.n)} clients over ${v.variant}`;
-    for (
-      const [q, op, limit] of [["deliveries/s", ">=", 0.95], [
-        "per-delivery p99",
-        "<=",
-        1.2,
-      ]] as const
-    ) {
-      ratio(`${label}: ${q}`, `${label}: ${q}`, op, limit, "streams");
-      // the pings' share: what a protocol-conformant server cannot save
-      const floor = find(pingsCostMetric(label, q))?.ratio;
-      const vsFloor = find(pingsFloorMetric(label, q))?.ratio;
-      const t = targets[targets.length - 1];
-      if (floor !== undefined && vsFloor !== undefined && !t.note) {
-        t.note = `raw with pings: ${floor.toFixed(2)}× raw; Cableway: ${
-          vsFloor.toFixed(2)
-        }× raw with pings`;
-      }
-    }
+    // each with the pings' share: what a protocol-conformant server cannot save
+    ratio(`${label}: deliveries/s`, `${label}: deliveries/s`, ">=", 0.95, "streams");
+    noteFloor(pingsFloor(label, "deliveries/s"));
+    ratio(`${label}: per-delivery p99`, `${label}: per-delivery p99`, "<=", 1.2, "streams");
+    noteFloor(pingsFloor(label, "per-delivery p99"));
   }
   const cl = rows.find((r) => r.scenario === "cluster" && r.metric.includes("last client p50"));
   targets.push({

@@ -150,6 +150,31 @@ async function memory(ctx: Context): Promise<void> {
   }
 }
 
+interface Run {
+  impl: Impl;
+  variant: string;
+  flags?: string[];
+}
+
+/**
+ * The runs of one step: raw and Cableway in `order`, each with `variant`, and, when raw is
+ * measured, raw once more with `floor` (a variant whose flags make it do what the protocol asks
+ * of every server), first on odd steps and last on even ones.
+ */
+function withFloorRun(
+  ctx: Context,
+  step: number,
+  variant: string,
+  floor: { variant: string; flags: string[] },
+): Run[] {
+  const runs: Run[] = order(ctx.impls, step).map((impl) => ({ impl, variant }));
+  if (!ctx.impls.includes("raw")) return runs;
+  const run = { impl: "raw" as Impl, ...floor };
+  if (step % 2 === 1) runs.unshift(run);
+  else runs.push(run);
+  return runs;
+}
+
 /**
  * Connect + subscribe storm. Next to raw and Cableway, the raw server with `--welcome` (which
  * sends a welcome frame when a socket opens, as every Action Cable server must) shows what that
@@ -157,24 +182,13 @@ async function memory(ctx: Context): Promise<void> {
  */
 async function storm(ctx: Context): Promise<void> {
   const t = ctx.tier.storm;
-  const welcome = ctx.impls.includes("raw");
   for (const [i, n] of t.sizes.entries()) {
     for (let rep = 0; rep < repsOf(ctx, t); rep++) {
-      const runs: { impl: Impl; variant?: string }[] = order(ctx.impls, i + rep).map((impl) => ({
-        impl,
-      }));
-      // the welcome run goes first on odd steps and last on even ones
-      if (welcome) {
-        const w = { impl: "raw" as Impl, variant: "welcome" };
-        if ((i + rep) % 2 === 1) runs.unshift(w);
-        else runs.push(w);
-      }
-      for (const { impl, variant } of runs) {
+      const runs = withFloorRun(ctx, i + rep, "", { variant: "welcome", flags: ["--welcome"] });
+      for (const run of runs) {
         await measure(ctx, {
           scenario: "storm",
-          impl,
-          variant,
-          flags: variant === "welcome" ? ["--welcome"] : undefined,
+          ...run,
           n,
           rep,
           broadcasts: false,
@@ -309,22 +323,13 @@ async function rpcstorm(ctx: Context): Promise<void> {
  */
 async function streams(ctx: Context): Promise<void> {
   const t = ctx.tier.streams;
-  const pings = ctx.impls.includes("raw");
   for (const [i, v] of t.variants.entries()) {
     for (let rep = 0; rep < repsOf(ctx, t); rep++) {
       const variant = `${v.streams} streams`;
-      const runs: { impl: Impl; variant: string; flags?: string[] }[] = order(ctx.impls, i + rep)
-        .map((impl) => ({ impl, variant }));
-      // the pings run goes first on odd steps and last on even ones
-      if (pings) {
-        const p = {
-          impl: "raw" as Impl,
-          variant: `${variant}${PINGS_VARIANT}`,
-          flags: ["--pings"],
-        };
-        if ((i + rep) % 2 === 1) runs.unshift(p);
-        else runs.push(p);
-      }
+      const runs = withFloorRun(ctx, i + rep, variant, {
+        variant: `${variant}${PINGS_VARIANT}`,
+        flags: ["--pings"],
+      });
       for (const run of runs) {
         await measure(ctx, {
           scenario: "streams",

@@ -33,7 +33,8 @@ export interface Tier {
   storm: { sizes: number[]; concurrency: number; reps?: number };
   /**
    * The storm with RPC, at the same sizes in both variants: "http" (raw and Cableway, the fake
-   * backend bench/rpc_backend.ts) and "grpc" (Cableway only, bench/grpc_backend.ts).
+   * backend bench/rpc_backend.ts) and "grpc" (Cableway only, the fake gRPC backend, see
+   * grpcBackendKind in bench/servers.ts).
    */
   rpcstorm: { sizes: number[]; concurrency: number; reps?: number };
   /** Each variant: `n` clients over `streams` streams (10 per stream). */
