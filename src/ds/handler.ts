@@ -14,6 +14,7 @@ import { controlEvent, sseEvent } from "./sse_frames.ts";
 import type { DsStats } from "./stats.ts";
 import { type AppendRequest, type CreateRequest, type DsStreams, toBase64 } from "./streams.ts";
 import type { DsEntry } from "./types.ts";
+import { concatBytes } from "../util/concat_bytes.ts";
 
 export interface DsHandlerOptions {
   /** Mount path, e.g. `/ds` (no trailing slash). */
@@ -198,17 +199,7 @@ function etag(stream: string, start: string, next: number, closed: boolean): str
 /** The response body of some entries in the stream's content type. */
 function body(contentType: string, entries: DsEntry[]): Uint8Array {
   if (isJson(contentType)) return jsonArray(entries.map((e) => e.data));
-  return concat(entries.map((e) => e.data));
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return concatBytes(entries.map((e) => e.data));
 }
 
 async function get(
@@ -342,7 +333,7 @@ function sse(
   const decoder = new TextDecoder();
   const payload = (entries: DsEntry[]): string => {
     if (isJson(contentType)) return decoder.decode(jsonArray(entries.map((e) => e.data)));
-    const bytes = concat(entries.map((e) => e.data));
+    const bytes = concatBytes(entries.map((e) => e.data));
     return base64 ? toBase64(bytes) : decoder.decode(bytes);
   };
   const body = new ReadableStream<Uint8Array>({
@@ -425,7 +416,7 @@ async function readBody(req: Request, limit: number): Promise<Uint8Array> {
     }
     parts.push(value);
   }
-  return concat(parts);
+  return concatBytes(parts, size);
 }
 
 const NON_NEGATIVE = /^(0|[1-9]\d*)$/;

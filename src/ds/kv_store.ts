@@ -2,6 +2,7 @@ import { retryBusy, RetryingKv } from "../broker/kv_retry.ts";
 import { DsError } from "./errors.ts";
 import type { DurableStreamStore, StoredStream } from "./store.ts";
 import type { DsEntry, DsMeta } from "./types.ts";
+import { concatBytes } from "../util/concat_bytes.ts";
 
 export interface KvStreamStoreOptions {
   /** Database path; "" = Deno.openKv()'s default (Deno Deploy's); ":memory:" ok. */
@@ -145,7 +146,7 @@ export class KvStreamStore implements DurableStreamStore {
         current.parts.push(e.value.d);
       }
       if (current && current.n === n && current.parts.length === current.k) {
-        const data = current.parts.length === 1 ? current.parts[0] : joinParts(current.parts);
+        const data = concatBytes(current.parts);
         out.push(current.g === undefined ? { n, data } : { n, data, group: current.g });
         bytes += data.byteLength;
         current = undefined;
@@ -153,14 +154,4 @@ export class KvStreamStore implements DurableStreamStore {
     }
     return out;
   }
-}
-
-function joinParts(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }

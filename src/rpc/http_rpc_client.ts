@@ -22,6 +22,7 @@ import {
   Http1ResponseError,
   Http1TooLargeError,
 } from "./http1_client.ts";
+import { concatBytes } from "../util/concat_bytes.ts";
 
 export interface HttpRpcClientOptions {
   /** Base URL; calls go to `<base>/connect`, `<base>/command`, `<base>/disconnect`. */
@@ -241,11 +242,5 @@ async function readLimited(res: Response, max: number, method: string): Promise<
     }
     chunks.push(value);
   }
-  const all = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    all.set(c, off);
-    off += c.length;
-  }
-  return new TextDecoder().decode(all);
+  return new TextDecoder().decode(concatBytes(chunks, size));
 }
